@@ -1,0 +1,44 @@
+"""THE metric catalog: every metric gpumetrics exports, once.
+
+Prometheus families, OTel instruments, dashboards, rules, METRICS.md and deployment snippets
+are generated from `ALL` or tested against it. Entries live by area in `gpu`, `network`,
+`engine` and `exporter`; refer to them as objects (`catalog.gpu.GPU_POWER`), never by a
+hand-typed name.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from . import engine, exporter, gpu, network
+from .spec import Group, MetricSpec, MetricType, Source, Stability, naming_problems
+
+__all__ = [
+    "ALL",
+    "BY_NAME",
+    "Group",
+    "MetricSpec",
+    "MetricType",
+    "Source",
+    "Stability",
+    "engine",
+    "exporter",
+    "get",
+    "gpu",
+    "naming_problems",
+    "network",
+]
+
+ALL: tuple[MetricSpec, ...] = (*gpu.ALL, *network.ALL, *engine.ALL, *exporter.ALL)
+
+BY_NAME = MappingProxyType({spec.name: spec for spec in ALL})
+
+
+def get(name: str) -> MetricSpec:
+    """The entry named `name` (full exposition name); KeyError names close matches."""
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        stem = name.removeprefix("gpumetrics_").split("_")[0]
+        close = [n for n in BY_NAME if stem and stem in n][:5]
+        raise KeyError(f"{name!r} is not in the catalog; close: {close}") from None

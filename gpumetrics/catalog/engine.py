@@ -1,0 +1,342 @@
+"""Inference-engine families (source: gpumetrics.hooks, or an engine's /metrics via a name map).
+
+Ratios are not exported: hit ratio is rate(hit)/rate(queried), intensity is
+rate(flops)/rate(bytes), occupancy is rate(step_sequences)/rate(steps)/max — recording rules
+and derive/ compute them over a known window (DESIGN.md §3.2).
+"""
+
+from __future__ import annotations
+
+from .spec import Group, MetricType, Source, metric
+
+G, C, H = MetricType.GAUGE, MetricType.COUNTER, MetricType.HISTOGRAM
+ENG = Source.ENGINE
+
+#: Labels on every engine series: `engine` is the instance name given in the sidecar's
+#: config (or by the engine itself), `model` the served model.
+ENGINE_LABELS = ("engine", "model")
+
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0)
+ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5)
+E2E_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0, 120.0, 300.0)
+STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+ENGINE_INFO = metric(
+    "gpumetrics_engine_info",
+    MetricType.INFO,
+    "An engine instance known to this exporter; kind is gpumetrics|vllm|sglang|trtllm.",
+    (*ENGINE_LABELS, "kind"),
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+ENGINE_GPU_INFO = metric(
+    "gpumetrics_engine_gpu_info",
+    MetricType.INFO,
+    "Which GPUs an engine runs on (declared in config), so per-GPU peaks and NVML series join "
+    "engine series by gpu_uuid.",
+    (*ENGINE_LABELS, "gpu", "gpu_uuid"),
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+
+# --- KV cache -----------------------------------------------------------------------------
+
+KV_USAGE = metric(
+    "gpumetrics_engine_kv_cache_usage_ratio",
+    G,
+    "Share of KV-cache blocks holding live sequences (vllm:kv_cache_usage_perc, "
+    "sglang:token_usage).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+KV_CAPACITY_BLOCKS = metric(
+    "gpumetrics_engine_kv_cache_capacity_blocks",
+    G,
+    "KV-cache blocks the engine allocated (vllm:cache_config_info num_gpu_blocks).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+KV_USED_BLOCKS = metric(
+    "gpumetrics_engine_kv_cache_used_blocks",
+    G,
+    "KV-cache blocks referenced by running sequences.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+KV_EVICTABLE_BLOCKS = metric(
+    "gpumetrics_engine_kv_cache_evictable_blocks",
+    G,
+    "Free KV-cache blocks that still hold a cached prefix (reusable until evicted).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+KV_BLOCK_SIZE = metric(
+    "gpumetrics_engine_kv_cache_block_size_tokens",
+    G,
+    "Tokens per KV-cache block (page size).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+PREFIX_QUERIED = metric(
+    "gpumetrics_engine_prefix_cache_queried_tokens_total",
+    C,
+    "Prompt tokens looked up in the prefix cache (vllm:prefix_cache_queries_total).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+PREFIX_HIT = metric(
+    "gpumetrics_engine_prefix_cache_hit_tokens_total",
+    C,
+    "Prompt tokens found in the prefix cache (vllm:prefix_cache_hits_total). "
+    "Hit ratio = rate(hit) / rate(queried).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+KV_EVICTED_BLOCKS = metric(
+    "gpumetrics_engine_kv_cache_evicted_blocks_total",
+    C,
+    "Cached KV blocks reused for other data, losing the prefix they held (idle conversations "
+    "pushed out).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+RECOMPUTED_TOKENS = metric(
+    "gpumetrics_engine_recomputed_tokens_total",
+    C,
+    "Prompt tokens prefilled again because their KV had been evicted or preempted: "
+    "the cost of a miss.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+RECOMPUTED_FLOPS = metric(
+    "gpumetrics_engine_recomputed_flops_total",
+    C,
+    "FLOPs spent recomputing KV that had been evicted or preempted (attention term is "
+    "quadratic in the conversation length).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+PREEMPTIONS = metric(
+    "gpumetrics_engine_preemptions_total",
+    C,
+    "Running sequences preempted because KV blocks ran out (vllm:num_preemptions_total, "
+    "sglang:num_retracted_requests_total).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+
+# --- Batching and load --------------------------------------------------------------------
+
+RUNNING_SEQUENCES = metric(
+    "gpumetrics_engine_running_sequences",
+    G,
+    "Sequences in the running batch (vllm:num_requests_running).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+WAITING_REQUESTS = metric(
+    "gpumetrics_engine_waiting_requests",
+    G,
+    "Requests queued, not yet scheduled (vllm:num_requests_waiting).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+MAX_BATCH_SEQUENCES = metric(
+    "gpumetrics_engine_max_batch_sequences",
+    G,
+    "Configured limit of sequences per step (vLLM max_num_seqs).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+MAX_BATCH_TOKENS = metric(
+    "gpumetrics_engine_max_batch_tokens",
+    G,
+    "Configured limit of tokens per step (vLLM max_num_batched_tokens).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+STEPS = metric(
+    "gpumetrics_engine_steps_total",
+    C,
+    "Engine steps (forward passes) by phase prefill|decode|mixed.",
+    (*ENGINE_LABELS, "phase"),
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+STEP_SEQUENCES = metric(
+    "gpumetrics_engine_step_sequences_total",
+    C,
+    "Sequences summed over steps; rate(this)/rate(steps) is the mean batch size.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+STEP_TOKENS = metric(
+    "gpumetrics_engine_step_tokens_total",
+    C,
+    "Tokens computed, by phase prefill|decode (vllm:iteration_tokens_total's sum).",
+    (*ENGINE_LABELS, "phase"),
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+STEP_BUSY = metric(
+    "gpumetrics_engine_step_busy_seconds_total",
+    C,
+    "Wall time spent inside steps; rate() is the share of time the engine computes.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+STEP_DURATION = metric(
+    "gpumetrics_engine_step_duration_seconds",
+    H,
+    "Duration of one engine step.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+    buckets=STEP_BUCKETS,
+)
+
+# --- Work done ----------------------------------------------------------------------------
+
+FLOPS = metric(
+    "gpumetrics_engine_compute_flops_total",
+    C,
+    "FLOPs executed by steps, reported by the engine or computed from the cost model "
+    "(vllm:estimated_flops_per_gpu_total x GPUs).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+READ_BYTES = metric(
+    "gpumetrics_engine_memory_read_bytes_total",
+    C,
+    "Bytes read from GPU memory by steps: weights + KV (cost model).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+WRITE_BYTES = metric(
+    "gpumetrics_engine_memory_write_bytes_total",
+    C,
+    "Bytes written to GPU memory by steps: new KV entries (cost model).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+PROMPT_TOKENS = metric(
+    "gpumetrics_engine_prompt_tokens_total",
+    C,
+    "Prompt tokens of finished requests (vllm:prompt_tokens_total).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+PROMPT_CACHED_TOKENS = metric(
+    "gpumetrics_engine_prompt_cached_tokens_total",
+    C,
+    "Prompt tokens of finished requests served from the prefix cache "
+    "(vllm:prompt_tokens_cached_total, sglang:cached_tokens_total).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+GENERATED_TOKENS = metric(
+    "gpumetrics_engine_generated_tokens_total",
+    C,
+    "Output tokens generated (vllm:generation_tokens_total).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+FINISHED_REQUESTS = metric(
+    "gpumetrics_engine_finished_requests_total",
+    C,
+    "Requests finished.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+
+# --- Latency ------------------------------------------------------------------------------
+
+TTFT = metric(
+    "gpumetrics_engine_time_to_first_token_seconds",
+    H,
+    "Time from arrival to the first output token (vllm:time_to_first_token_seconds).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_LATENCY,
+    otel_name="gen_ai.server.time_to_first_token",
+    buckets=TTFT_BUCKETS,
+)
+ITL = metric(
+    "gpumetrics_engine_inter_token_latency_seconds",
+    H,
+    "Time between consecutive output tokens (vllm:inter_token_latency_seconds).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_LATENCY,
+    otel_name="gen_ai.server.time_per_output_token",
+    buckets=ITL_BUCKETS,
+)
+E2E = metric(
+    "gpumetrics_engine_request_duration_seconds",
+    H,
+    "Time from arrival to the last output token (vllm:e2e_request_latency_seconds).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_LATENCY,
+    otel_name="gen_ai.server.request.duration",
+    buckets=E2E_BUCKETS,
+)
+
+ALL = (
+    ENGINE_INFO,
+    ENGINE_GPU_INFO,
+    KV_USAGE,
+    KV_CAPACITY_BLOCKS,
+    KV_USED_BLOCKS,
+    KV_EVICTABLE_BLOCKS,
+    KV_BLOCK_SIZE,
+    PREFIX_QUERIED,
+    PREFIX_HIT,
+    KV_EVICTED_BLOCKS,
+    RECOMPUTED_TOKENS,
+    RECOMPUTED_FLOPS,
+    PREEMPTIONS,
+    RUNNING_SEQUENCES,
+    WAITING_REQUESTS,
+    MAX_BATCH_SEQUENCES,
+    MAX_BATCH_TOKENS,
+    STEPS,
+    STEP_SEQUENCES,
+    STEP_TOKENS,
+    STEP_BUSY,
+    STEP_DURATION,
+    FLOPS,
+    READ_BYTES,
+    WRITE_BYTES,
+    PROMPT_TOKENS,
+    PROMPT_CACHED_TOKENS,
+    GENERATED_TOKENS,
+    FINISHED_REQUESTS,
+    TTFT,
+    ITL,
+    E2E,
+)

@@ -1,0 +1,25 @@
+"""The `gpumetrics` command. Thin wiring only: each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .render import render
+from .roofline import roofline
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gpumetrics")
+def cli() -> None:
+    """GPU metrics for LLM inference that say whether the GPU does useful work."""
+
+
+cli.add_command(roofline)
+cli.add_command(render)
+
+
+def main() -> None:
+    cli()

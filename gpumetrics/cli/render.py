@@ -1,0 +1,38 @@
+"""`gpumetrics render [--check]`: regenerate the files generated from the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..render import check, write
+
+__all__ = ["render"]
+
+
+@click.command()
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Repository root to write into.",
+)
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Write nothing; exit 1 if a generated file differs from the catalog.",
+)
+def render(root: Path, check_only: bool) -> None:
+    """Regenerate METRICS.md (and later dashboards and rules) from the catalog."""
+    if check_only:
+        stale = check(root)
+        if stale:
+            click.echo(f"out of date: {', '.join(stale)} (run: gpumetrics render)", err=True)
+            raise SystemExit(1)
+        click.echo("generated files are up to date")
+        return
+    changed = write(root)
+    click.echo(f"wrote {', '.join(changed)}" if changed else "nothing changed")

@@ -1,0 +1,1 @@
+"""Emitters: Prometheus (pull) and OpenTelemetry (push), both walking catalog x Snapshot."""

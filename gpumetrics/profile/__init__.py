@@ -1,0 +1,1 @@
+"""Roofline planning (analytic) and, later, measured profiles of the reference worker."""

@@ -1,0 +1,55 @@
+"""METRICS.md: the catalog as a reference page, grouped by area."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..catalog import ALL, Group, MetricSpec, MetricType
+
+__all__ = ["render_metrics_md"]
+
+_HEADER = """\
+# Metrics
+
+Generated from `gpumetrics/catalog/` by `gpumetrics render`; do not edit by hand (a test
+fails when this file and the catalog drift apart).
+
+Conventions: base units in the name (`_bytes`, `_seconds`, `_joules`, `_watts`, `_ratio` for
+0-1), `_total` on counters only. Ratios such as the prefix-cache hit ratio, arithmetic
+intensity, MFU and MBU are not exported: compute them where the window is known
+(`rate(a) / rate(b)`; see the recording rules). Labels mean the same everywhere: `gpu`
+(index), `gpu_uuid`, `gpu_model`, `link`, `ib_device`, `port`, `engine`, `model`, `phase`.
+Host identity comes from Prometheus' `instance` label.
+
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _row(spec: MetricSpec) -> str:
+    labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
+    kind = spec.type.value
+    if spec.type is MetricType.HISTOGRAM:
+        kind += f" ({len(spec.buckets)} buckets, {spec.buckets[0]:g}-{spec.buckets[-1]:g})"
+    stability = "" if spec.stability.value == "stable" else f" *({spec.stability.value})*"
+    return (
+        f"| `{spec.name}`{stability} | {kind} | {spec.unit or '-'} | {labels} | "
+        f"`{spec.otel_name}` ({spec.otel_unit}) | {spec.source.value} | {_cell(spec.help)} |"
+    )
+
+
+def render_metrics_md(specs: Iterable[MetricSpec] = ALL) -> str:
+    """The whole page as text."""
+    specs = tuple(specs)
+    parts = [_HEADER, f"{len(specs)} metric families.\n"]
+    for group in Group:
+        members = [s for s in specs if s.group is group]
+        if not members:
+            continue
+        parts.append(f"\n## {group.value}\n\n")
+        parts.append("| name | type | unit | labels | OpenTelemetry | source | meaning |\n")
+        parts.append("|---|---|---|---|---|---|---|\n")
+        parts.extend(_row(spec) + "\n" for spec in members)
+    return "".join(parts)
