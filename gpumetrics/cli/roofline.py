@@ -139,8 +139,8 @@ def _print_table(result: RooflinePlan) -> None:
     console.print(
         f"peak {format_si(result.peak_flops, 'FLOP/s')} ({result.dtype}, dense), "
         f"HBM {format_si(result.bandwidth, 'B/s')} -> ridge [bold]{result.ridge:.0f}[/] FLOP/byte"
-        f"   [dim]{gpu.source}[/]"
     )
+    console.print(f"[dim]peaks: {gpu.source}[/]")
     console.print(
         f"per GPU: weights {format_bytes(result.weight_bytes_per_gpu)}, KV budget "
         f"{format_bytes(max(result.kv_budget_bytes, 0))} at {result.memory_fraction:.0%} of "
@@ -159,17 +159,17 @@ def _print_table(result: RooflinePlan) -> None:
         "bound",
         "KV needed",
         "fits",
-        "",
+        "mark",
     ):
         table.add_column(
-            header, justify="left" if header in ("bound", "") else "right", no_wrap=True
+            header, justify="left" if header in ("bound", "mark") else "right", no_wrap=True
         )
     for row in result.rows:
         marks = []
         if row.first_compute_bound:
-            marks.append("<- first compute-bound")
+            marks.append("1st compute-bound")
         if row.largest_fitting:
-            marks.append("<- largest that fits")
+            marks.append("largest fit")
         table.add_row(
             str(row.batch),
             str(row.context),
@@ -181,8 +181,12 @@ def _print_table(result: RooflinePlan) -> None:
             "[red]memory[/]" if row.bound.value == "memory" else "[green]compute[/]",
             format_bytes(row.kv_bytes),
             "yes" if row.fits else "[red]no[/]",
-            " ".join(marks),
+            ", ".join(marks),
         )
     console.print(table)
+    console.print(
+        "[dim]1st compute-bound: smallest swept batch at or past the ridge for its context; "
+        "largest fit: largest swept batch whose KV fits the budget.[/]"
+    )
     for line in verdict(result):
         console.print(f"- {line}")

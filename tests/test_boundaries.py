@@ -1,0 +1,113 @@
+"""DESIGN.md §2 boundaries, enforced: layers import downwards only; heavy libraries stay in
+their one module; derive/ touches no clock or OS."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "gpumetrics"
+
+#: Layer of each top-level module of the package; a module may import its own layer or lower.
+LAYERS = {
+    "catalog": 0, "model": 0, "units": 0, "errors": 0,
+    "costmodel": 1, "hardware": 1, "config": 1,
+    "hooks": 2,
+    "sources": 3, "derive": 3,
+    "pipeline": 4, "testing": 4,
+    "export": 5, "render": 5, "worker": 5, "profile": 5,
+    "cli": 6,
+}  # fmt: skip
+
+#: Third-party libraries and the only places (path prefixes inside the package) allowed them.
+EXCLUSIVE = {
+    "pynvml": ("sources/nvml", "sources/gpm", "sources/xid", "testing/fakenvml"),
+    "prometheus_client": ("export/prometheus",),
+    "opentelemetry": ("export/otel",),
+    "torch": ("worker/",),
+    "click": ("cli/",),
+    "rich": ("cli/",),
+    "matplotlib": ("profile/plot",),
+}
+
+CLOCK_AND_OS = {"time", "datetime", "os", "socket", "subprocess", "pathlib", "threading"}
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute dotted names imported by `path` (relative imports resolved)."""
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    package_parts = list(relative.parts[:-1] if path.name != "__init__.py" else relative.parts)
+    if path.name == "__init__.py":
+        package_parts = list(relative.parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+                names.add(module)
+                if not node.module:
+                    names.update(f"{module}.{alias.name}" for alias in node.names)
+            elif node.module:
+                names.add(node.module)
+    return names
+
+
+def _layer_of(dotted: str) -> int | None:
+    parts = dotted.split(".")
+    if parts[0] != "gpumetrics" or len(parts) < 2:
+        return None
+    return LAYERS.get(parts[1])
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_layers_import_downwards_only(path: Path) -> None:
+    relative = path.relative_to(PACKAGE)
+    top = relative.parts[0].removesuffix(".py")
+    if top == "__init__":
+        return
+    assert top in LAYERS, f"{top} has no layer in LAYERS: add it"
+    own = LAYERS[top]
+    for name in _imports(path):
+        layer = _layer_of(name)
+        assert layer is None or layer <= own, f"{relative} imports {name} (layer {layer} > {own})"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_heavy_libraries_stay_in_their_module(path: Path) -> None:
+    relative = path.relative_to(PACKAGE).as_posix()
+    for name in _imports(path):
+        root = name.split(".")[0]
+        allowed = EXCLUSIVE.get(root)
+        if allowed is not None:
+            assert relative.startswith(allowed), f"{relative} imports {root}; only {allowed} may"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "derive").glob("*.py")), ids=lambda p: p.name)
+def test_derive_reads_no_clock_and_touches_no_os(path: Path) -> None:
+    roots = {name.split(".")[0] for name in _imports(path)}
+    assert not roots & CLOCK_AND_OS, f"derive/{path.name} imports {roots & CLOCK_AND_OS}"
+
+
+def test_importing_the_core_pulls_nothing_heavy() -> None:
+    code = (
+        "import sys, gpumetrics.catalog, gpumetrics.costmodel, gpumetrics.derive, "
+        "gpumetrics.hardware\n"
+        "heavy = [m for m in ('prometheus_client', 'opentelemetry', 'pynvml', 'torch', "
+        "'click', 'rich') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == ""

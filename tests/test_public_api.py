@@ -1,0 +1,31 @@
+"""The public surface imports, and every name in each public module's __all__ exists."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC = [
+    "gpumetrics",
+    "gpumetrics.catalog",
+    "gpumetrics.model",
+    "gpumetrics.units",
+    "gpumetrics.errors",
+    "gpumetrics.hardware",
+    "gpumetrics.costmodel",
+    "gpumetrics.derive",
+    "gpumetrics.sources",
+    "gpumetrics.export.prometheus",
+    "gpumetrics.render",
+    "gpumetrics.profile.roofline",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_all_names_exist(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    assert exported, f"{name} has no __all__"
+    missing = [attr for attr in exported if not hasattr(module, attr)]
+    assert missing == []
