@@ -211,7 +211,8 @@ def match_nvml_name(nvml_name: str) -> GpuSpec | None:
     MIG device names (`NVIDIA H100 80GB HBM3 MIG 1g.10gb`) match their parent GPU; a MIG
     slice's share of the peaks is the caller's to apply.
     """
-    lowered = nvml_name.strip().lower()
+    # Drop a MIG slice suffix first: "... 80GB MIG 3g.40gb" must not read as a 40GB part.
+    lowered = re.sub(r"\s+mig\s.*$", "", nvml_name.strip().lower())
     for spec in _TABLE:
         if any(re.search(pattern, lowered) for pattern in spec.nvml_patterns):
             return spec

@@ -26,10 +26,8 @@ def counter_delta(previous: float, current: float, *, bits: int | None = None) -
     """
     if current >= previous:
         return current - previous
-    if bits is not None:
-        modulus = float(2**bits)
-        if previous >= modulus / 2 and current < modulus / 2:
-            return current + modulus - previous
+    if bits is not None and previous >= 1 << (bits - 1):
+        return current + (1 << bits) - previous  # exact for int inputs, even at 64 bits
     return current
 
 
@@ -45,4 +43,4 @@ def counter_rate(
 
 def is_saturated(value: float, bits: int) -> bool:
     """True when a fixed-width counter sits at its maximum (IB PMA counters stop there)."""
-    return value >= float(2**bits - 1)
+    return value >= (1 << bits) - 1
