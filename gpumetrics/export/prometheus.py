@@ -17,14 +17,14 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import generate_latest
+from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .. import catalog
 from ..catalog import MetricSpec, MetricType
 from ..model import HistogramValue, Sample, Snapshot
 
-__all__ = ["SnapshotCollector", "families", "render_text"]
+__all__ = ["PrometheusEndpoint", "SnapshotCollector", "families", "render_text"]
 
 
 def _float_key(bound: float) -> str:
@@ -89,3 +89,24 @@ def render_text(snapshot: Snapshot, specs: Iterable[MetricSpec] = catalog.ALL) -
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(lambda: snapshot, specs))
     return generate_latest(registry)
+
+
+class PrometheusEndpoint:
+    """A registry holding the snapshot collector, rendered per request's Accept header.
+
+    Pass your own `registry` to add process metrics or other collectors beside ours.
+    """
+
+    def __init__(
+        self,
+        provider: Callable[[], Snapshot],
+        specs: Iterable[MetricSpec] = catalog.ALL,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
+        self.registry.register(SnapshotCollector(provider, specs))
+
+    def render(self, accept: str | None) -> tuple[bytes, str]:
+        """(body, content type): classic text unless the scraper asks for OpenMetrics."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type

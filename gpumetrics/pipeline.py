@@ -1,0 +1,182 @@
+"""The Sampler: each source sampled in the background on its own thread and interval, its
+status recorded, and one cached Snapshot handed to every scrape (DESIGN.md §3.4).
+
+A scrape never waits on NVML or an engine: `Sampler.snapshot()` returns the latest merged
+Snapshot, a plain attribute read. A source that raises is marked down (its samples are dropped:
+stale numbers mislead) while the others keep flowing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from . import __version__
+from .catalog import exporter as selfmetrics
+from .model import Collection, Sample, Snapshot, SourceStatus
+from .sources import Source
+
+__all__ = ["Sampler", "error_code", "status_samples"]
+
+log = logging.getLogger(__name__)
+
+
+def error_code(exc: BaseException) -> str:
+    """A short, stable code for an exception: its `code` attribute if it has one (NVML return
+    code names, "timeout", "parse", "http_503"), else its class name."""
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) and code else type(exc).__name__
+
+
+def status_samples(statuses: Sequence[SourceStatus]) -> tuple[Sample, ...]:
+    """The exporter's self-metrics for a set of source statuses, plus build info."""
+    samples = [selfmetrics.BUILD_INFO.sample(1, __version__)]
+    for status in statuses:
+        name = status.source
+        samples.append(selfmetrics.SOURCE_UP.sample(1.0 if status.up else 0.0, name))
+        samples.append(selfmetrics.SOURCE_DURATION.sample(status.duration_seconds, name))
+        if status.last_success is not None:
+            samples.append(selfmetrics.SOURCE_LAST_SUCCESS.sample(status.last_success, name))
+        for code, count in sorted(status.errors_total.items()):
+            samples.append(selfmetrics.SOURCE_ERRORS.sample(float(count), name, code))
+    return tuple(samples)
+
+
+@dataclass(slots=True)
+class _SourceState:
+    """Mutable bookkeeping for one source; only its own thread writes it."""
+
+    source: Source
+    interval: float
+    collection: Collection = field(default_factory=Collection)
+    status: SourceStatus | None = None
+    errors_total: dict[str, int] = field(default_factory=dict)
+    last_success: float | None = None
+
+
+class Sampler:
+    """Samples `sources` in the background; `snapshot()` is what scrapes read.
+
+    `interval` is the default period in seconds; `intervals` overrides it per source name.
+    `clock` gives Unix time (passed to sources and stamped on snapshots); `monotonic` times
+    cycles. Both are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        interval: float = 1.0,
+        intervals: Mapping[str, float] | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0, got {interval}")
+        names = [s.name for s in sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique, got {names}")
+        overrides = intervals or {}
+        self._states = [_SourceState(s, overrides.get(s.name, interval)) for s in sources]
+        self._clock = clock
+        self._monotonic = monotonic
+        self._merge_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._snapshot = Snapshot(taken_at=clock(), samples=status_samples(()))
+        self._cycles_done = 0
+
+    # --- what scrapes call --------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """The latest merged Snapshot (never blocks on a source)."""
+        return self._snapshot
+
+    @property
+    def ready(self) -> bool:
+        """True once every source has completed at least one cycle."""
+        return all(state.status is not None for state in self._states)
+
+    # --- sampling -------------------------------------------------------------------------
+
+    def sample_once(self) -> Snapshot:
+        """Run one cycle of every source in the calling thread; returns the new Snapshot."""
+        for state in self._states:
+            self._cycle(state)
+        return self._snapshot
+
+    def start(self) -> None:
+        """Start one daemon thread per source."""
+        if self._threads:
+            raise RuntimeError("sampler already started")
+        for state in self._states:
+            thread = threading.Thread(
+                target=self._run,
+                args=(state,),
+                name=f"gpumetrics-{state.source.name}",
+                daemon=True,
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the threads and close every source."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        for state in self._states:
+            try:
+                state.source.close()
+            except Exception:  # closing must not mask the others
+                log.exception("closing source %s failed", state.source.name)
+
+    def _run(self, state: _SourceState) -> None:
+        next_due = self._monotonic()
+        while not self._stop.is_set():
+            self._cycle(state)
+            next_due += state.interval
+            delay = next_due - self._monotonic()
+            if delay < 0:  # the cycle overran: skip the missed ticks instead of bursting
+                next_due = self._monotonic()
+                delay = 0.0
+            self._stop.wait(delay)
+
+    def _cycle(self, state: _SourceState) -> None:
+        name = state.source.name
+        now = self._clock()
+        started = self._monotonic()
+        error: str | None = None
+        try:
+            collection = state.source.collect(now)
+        except Exception as exc:  # isolate: one source failing never stops another
+            code = error_code(exc)
+            state.errors_total[code] = state.errors_total.get(code, 0) + 1
+            state.collection = Collection()
+            error = f"{code}: {exc}"
+            log.warning("source %s failed: %s", name, error)
+        else:
+            for code in collection.errors:
+                state.errors_total[code] = state.errors_total.get(code, 0) + 1
+            state.collection = collection
+            state.last_success = now
+        state.status = SourceStatus(
+            source=name,
+            up=error is None,
+            duration_seconds=self._monotonic() - started,
+            last_success=state.last_success,
+            error=error,
+            errors_total=dict(state.errors_total),
+        )
+        self._publish()
+
+    def _publish(self) -> None:
+        with self._merge_lock:
+            statuses = tuple(s.status for s in self._states if s.status is not None)
+            samples: list[Sample] = []
+            for state in self._states:
+                samples.extend(state.collection.samples)
+            samples.extend(status_samples(statuses))
+            self._snapshot = Snapshot(self._clock(), tuple(samples), statuses)

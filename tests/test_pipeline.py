@@ -1,0 +1,134 @@
+"""The Sampler isolates sources, records status and error codes, and serves a cached snapshot."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gpumetrics import catalog
+from gpumetrics.model import Collection, Snapshot
+from gpumetrics.pipeline import Sampler, error_code, status_samples
+from gpumetrics.sources import Source
+
+GPU = ("0", "GPU-0", "NVIDIA H200")
+
+
+class _Fixed:
+    """A source returning a fixed power sample, with optional partial errors."""
+
+    def __init__(self, name: str, watts: float, errors: tuple[str, ...] = ()) -> None:
+        self._name, self.watts, self.errors = name, watts, errors
+        self.closed = False
+        self.calls: list[float] = []
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def collect(self, now: float) -> Collection:
+        self.calls.append(now)
+        return Collection((catalog.gpu.GPU_POWER.sample(self.watts, *GPU),), self.errors)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Broken(_Fixed):
+    def collect(self, now: float) -> Collection:
+        error = RuntimeError("engine went away")
+        error.code = "http_503"  # type: ignore[attr-defined]
+        raise error
+
+
+class _Blocking(_Fixed):
+    """Blocks inside collect() until released: a hung NVML call."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 0.0)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def collect(self, now: float) -> Collection:
+        self.entered.set()
+        self.release.wait(10)
+        return super().collect(now)
+
+
+def _values(snapshot: Snapshot, metric: str) -> dict[tuple[str, ...], float]:
+    return {s.labels: s.value for s in snapshot.samples if s.metric == metric}  # type: ignore[misc]
+
+
+def test_sources_satisfy_the_protocol() -> None:
+    assert isinstance(_Fixed("a", 1.0), Source)
+
+
+def test_one_failing_source_does_not_stop_another() -> None:
+    ok, broken = _Fixed("nvml", 300.0), _Broken("engine:vllm", 0.0)
+    sampler = Sampler([ok, broken], clock=lambda: 1000.0)
+    snapshot = sampler.sample_once()
+    sampler.sample_once()
+    snapshot = sampler.snapshot()
+    assert _values(snapshot, "gpumetrics_gpu_power_watts") == {GPU: 300.0}
+    up = _values(snapshot, "gpumetrics_source_up")
+    assert up == {("nvml",): 1.0, ("engine:vllm",): 0.0}
+    errors = _values(snapshot, "gpumetrics_source_errors_total")
+    assert errors == {("engine:vllm", "http_503"): 2.0}
+    status = {s.source: s for s in snapshot.statuses}
+    assert status["engine:vllm"].error == "http_503: engine went away"
+    assert status["nvml"].last_success == 1000.0
+    assert status["engine:vllm"].last_success is None
+
+
+def test_partial_errors_count_but_keep_the_source_up() -> None:
+    source = _Fixed("nvml", 1.0, errors=("NVML_ERROR_GPU_IS_LOST",))
+    sampler = Sampler([source])
+    for _ in range(3):
+        sampler.sample_once()
+    snapshot = sampler.snapshot()
+    assert _values(snapshot, "gpumetrics_source_up") == {("nvml",): 1.0}
+    assert _values(snapshot, "gpumetrics_source_errors_total") == {
+        ("nvml", "NVML_ERROR_GPU_IS_LOST"): 3.0
+    }
+
+
+def test_a_hung_source_never_blocks_the_snapshot_or_other_sources() -> None:
+    hung, fine = _Blocking("nvml"), _Fixed("infiniband", 5.0)
+    sampler = Sampler([hung, fine], interval=0.01)
+    sampler.start()
+    try:
+        assert hung.entered.wait(5)
+        # The other source keeps cycling while nvml is stuck inside collect().
+        deadline = threading.Event()
+        for _ in range(500):
+            if len(fine.calls) >= 3:
+                break
+            deadline.wait(0.01)
+        assert len(fine.calls) >= 3
+        snapshot = sampler.snapshot()  # returns at once
+        assert ("infiniband",) in _values(snapshot, "gpumetrics_source_up")
+        assert not sampler.ready  # nvml has not finished its first cycle
+        hung.release.set()
+        for _ in range(500):
+            if sampler.ready:
+                break
+            deadline.wait(0.01)
+        assert sampler.ready
+    finally:
+        hung.release.set()
+        sampler.stop()
+    assert hung.closed
+    assert fine.closed
+
+
+def test_status_samples_and_error_codes() -> None:
+    assert error_code(ValueError("x")) == "ValueError"
+    samples = status_samples(())
+    assert [s.metric for s in samples] == ["gpumetrics_build_info"]
+
+
+def test_interval_and_names_are_validated() -> None:
+    with pytest.raises(ValueError, match="interval"):
+        Sampler([], interval=0)
+    with pytest.raises(ValueError, match="unique"):
+        Sampler([_Fixed("a", 1), _Fixed("a", 2)])
