@@ -13,7 +13,8 @@ GPU_LABELS = ("gpu", "gpu_uuid", "gpu_model")
 GPU_INFO = metric(
     "gpumetrics_gpu_info",
     INFO,
-    "Static facts about a GPU; value is always 1 (nvidia-smi -q).",
+    "Static facts about a GPU; value is always 1 (nvidia-smi -q). mig is enabled|disabled on a "
+    "GPU and the MIG profile (e.g. 3g.40gb) on a MIG device.",
     (*GPU_LABELS, "pci_bus_id", "driver_version", "cuda_version", "mig"),
     source=NVML,
     group=Group.GPU,
@@ -109,7 +110,8 @@ GPU_ENERGY = metric(
 GPU_TEMPERATURE = metric(
     "gpumetrics_gpu_temperature_celsius",
     G,
-    "Temperature by sensor: gpu (field 308) or memory/HBM (field 82).",
+    "Temperature by sensor: gpu (nvmlDeviceGetTemperature, nvidia-smi temperature.gpu) or "
+    "memory/HBM (field 82).",
     (*GPU_LABELS, "sensor"),
     source=NVML,
     group=Group.GPU,
@@ -143,7 +145,9 @@ GPU_THROTTLE_ACTIVE = metric(
 GPU_THROTTLE_TIME = metric(
     "gpumetrics_gpu_throttle_seconds_total",
     C,
-    "Time clocks were held down, by reason (NVML perf-policy fields 74-79, 269-271).",
+    "Time clocks were held down, by reason sw_power_cap|thermal|sync_boost|board_limit|"
+    "low_utilization|reliability|sw_thermal_slowdown|hw_thermal_slowdown|"
+    "hw_power_brake_slowdown (NVML fields 74-79, 269-271).",
     (*GPU_LABELS, "reason"),
     source=NVML,
     group=Group.GPU,
@@ -236,7 +240,7 @@ NVLINK_LINK_UP = metric(
 NVLINK_SPEED = metric(
     "gpumetrics_gpu_nvlink_speed_bytes_per_second",
     G,
-    "NVLink link line rate per direction (field 164, Mb/s converted to bytes/s).",
+    "NVLink link line rate per direction (field 164, MB/s = 10^6 bytes/s, converted to bytes/s).",
     (*GPU_LABELS, "link"),
     source=NVML,
     group=Group.NVLINK,

@@ -1,0 +1,192 @@
+"""GPM (GPU Performance Monitoring, Hopper and newer): the signals that replace naive
+utilization: SM active, SM occupancy, tensor active, DRAM active, pipe activity, PCIe and
+NVLink throughput (the numbers DCGM's DCGM_FI_PROF_* report; `dcgmi dmon -e 1002,1003,...`).
+
+Part of the NVML source (not a Source of its own): it shares NVML's handles, lost-GPU state
+and error list. Per GPU it keeps a two-buffer ring of `nvmlGpmSample_t`: each collect takes a
+sample into the older buffer and asks `nvmlGpmMetricsGet` for the metrics between the two, but
+only when the newer baseline is at least 0.1 s old (`now` decides; NVML needs >= 100 ms
+between samples). A collect that comes sooner takes no sample and keeps the baseline.
+
+Percentages become ratios (/100) and MiB/s become bytes/s (x 1024^2), as DCGM does. Each
+metric's own nvmlReturn is checked. nvmlGpmSampleGet answering NO_PERMISSION (locked-down
+containers) switches GPM off for the process: one logged warning, one
+"NVML_ERROR_NO_PERMISSION" error, and the field-value metrics carry on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pynvml
+
+from ..catalog import MetricSpec
+from ..catalog import gpu as g
+from ..model import Labels, Sample
+from ..units import MIB
+from .nvml_lib import GpuLostError, error_name
+
+__all__ = ["GPM_METRICS", "MIN_INTERVAL_SECONDS", "GpmCollector", "GpmMetric"]
+
+log = logging.getLogger(__name__)
+
+#: NVML needs its two GPM samples at least this far apart.
+MIN_INTERVAL_SECONDS = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class GpmMetric:
+    """One GPM metric id and the sample it becomes (`value x scale`)."""
+
+    metric_id: int
+    spec: MetricSpec
+    extra_labels: tuple[str, ...] = ()
+    scale: float = 0.01
+
+
+GPM_METRICS: tuple[GpmMetric, ...] = (
+    GpmMetric(pynvml.NVML_GPM_METRIC_SM_UTIL, g.GPM_SM_ACTIVE),
+    GpmMetric(pynvml.NVML_GPM_METRIC_SM_OCCUPANCY, g.GPM_SM_OCCUPANCY),
+    GpmMetric(pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL, g.GPM_TENSOR_ACTIVE),
+    GpmMetric(pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL, g.GPM_DRAM_ACTIVE),
+    GpmMetric(pynvml.NVML_GPM_METRIC_FP64_UTIL, g.GPM_PIPE_ACTIVE, ("fp64",)),
+    GpmMetric(pynvml.NVML_GPM_METRIC_FP32_UTIL, g.GPM_PIPE_ACTIVE, ("fp32",)),
+    GpmMetric(pynvml.NVML_GPM_METRIC_FP16_UTIL, g.GPM_PIPE_ACTIVE, ("fp16",)),
+    GpmMetric(pynvml.NVML_GPM_METRIC_INTEGER_UTIL, g.GPM_PIPE_ACTIVE, ("integer",)),
+    GpmMetric(pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC, g.GPM_PCIE_BANDWIDTH, ("tx",), MIB),
+    GpmMetric(pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC, g.GPM_PCIE_BANDWIDTH, ("rx",), MIB),
+    GpmMetric(pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC, g.GPM_NVLINK_BANDWIDTH, ("rx",), MIB),
+    GpmMetric(pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC, g.GPM_NVLINK_BANDWIDTH, ("tx",), MIB),
+)
+
+
+@dataclass(slots=True)
+class _Ring:
+    """Two sample buffers; `latest` indexes the one holding the baseline, taken at `taken_at`."""
+
+    handle: Any
+    buffers: tuple[Any, Any]
+    latest: int | None = None
+    taken_at: float = 0.0
+    freed: bool = field(default=False)
+
+
+def read_metrics(first: Any, second: Any, ids: tuple[int, ...]) -> dict[int, float]:
+    """nvmlGpmMetricsGet between two samples: metric id -> value, for metrics that succeeded."""
+    request = pynvml.c_nvmlGpmMetricsGet_t()
+    request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
+    request.numMetrics = len(ids)
+    request.sample1 = first
+    request.sample2 = second
+    for i, metric_id in enumerate(ids):
+        request.metrics[i].metricId = metric_id
+    pynvml.nvmlGpmMetricsGet(request)
+    values: dict[int, float] = {}
+    for i in range(len(ids)):
+        metric = request.metrics[i]
+        if metric.nvmlReturn == pynvml.NVML_SUCCESS:
+            values[int(metric.metricId)] = float(metric.value)
+    return values
+
+
+class GpmCollector:
+    """GPM rings for the GPUs that support it, keyed by the source's `gpu` label."""
+
+    def __init__(self, metrics: tuple[GpmMetric, ...] = GPM_METRICS) -> None:
+        self._metrics = metrics
+        self._ids = tuple(m.metric_id for m in metrics)
+        self._rings: dict[str, _Ring] = {}
+        self._denied = False
+
+    @property
+    def enabled(self) -> bool:
+        """False once NVML denied GPM sampling (NO_PERMISSION)."""
+        return not self._denied
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._rings)
+
+    def add(self, key: str, handle: Any, errors: list[str]) -> None:
+        """Allocate the two sample buffers for GPU `key` (skipped on failure, error noted)."""
+        try:
+            first = pynvml.nvmlGpmSampleAlloc()
+        except pynvml.NVMLError as exc:
+            errors.append(error_name(exc.value))
+            return
+        try:
+            second = pynvml.nvmlGpmSampleAlloc()
+        except pynvml.NVMLError as exc:
+            pynvml.nvmlGpmSampleFree(first)
+            errors.append(error_name(exc.value))
+            return
+        self._rings[key] = _Ring(handle, (first, second))
+
+    def collect(self, key: str, labels: Labels, now: float, errors: list[str]) -> list[Sample]:
+        """This cycle's GPM samples for GPU `key` (empty until a window of >= 0.1 s exists).
+
+        Raises GpuLostError when NVML says the GPU is lost.
+        """
+        ring = self._rings.get(key)
+        if ring is None or self._denied:
+            return []
+        if ring.latest is not None and now - ring.taken_at < MIN_INTERVAL_SECONDS:
+            return []
+        target = 0 if ring.latest is None else 1 - ring.latest
+        try:
+            pynvml.nvmlGpmSampleGet(ring.handle, ring.buffers[target])
+            values: Mapping[int, float] = {}
+            if ring.latest is not None:
+                values = read_metrics(ring.buffers[ring.latest], ring.buffers[target], self._ids)
+        except pynvml.NVMLError as exc:
+            return self._failed(exc.value, ring, errors)
+        ring.latest, ring.taken_at = target, now
+        return [
+            m.spec.sample(values[m.metric_id] * m.scale, *labels, *m.extra_labels)
+            for m in self._metrics
+            if m.metric_id in values
+        ]
+
+    def _failed(self, code: int, ring: _Ring, errors: list[str]) -> list[Sample]:
+        if code == pynvml.NVML_ERROR_GPU_IS_LOST:
+            raise GpuLostError(error_name(code))
+        if code == pynvml.NVML_ERROR_NO_PERMISSION:
+            log.warning(
+                "GPM sampling denied (NVML_ERROR_NO_PERMISSION): SM, tensor and DRAM activity "
+                "metrics are off, field-value metrics continue. Profiling counters are "
+                "restricted to admin users: run the exporter as root or with CAP_SYS_ADMIN, or "
+                "load the driver with NVreg_RestrictProfilingToAdminUsers=0."
+            )
+            errors.append(error_name(code))
+            self._denied = True
+            self.close()
+            return []
+        if code != pynvml.NVML_ERROR_NOT_SUPPORTED:
+            errors.append(error_name(code))
+        ring.latest = None  # start a fresh window next time
+        return []
+
+    def drop(self, key: str) -> None:
+        """Free GPU `key`'s buffers (its GPU was lost)."""
+        ring = self._rings.pop(key, None)
+        if ring is not None:
+            _free(ring)
+
+    def close(self) -> None:
+        """Free every sample buffer. Idempotent."""
+        rings, self._rings = self._rings, {}
+        for ring in rings.values():
+            _free(ring)
+
+
+def _free(ring: _Ring) -> None:
+    if ring.freed:
+        return
+    ring.freed = True
+    for buffer in ring.buffers:
+        try:
+            pynvml.nvmlGpmSampleFree(buffer)
+        except pynvml.NVMLError as exc:
+            log.debug("nvmlGpmSampleFree failed: %s", error_name(exc.value))

@@ -1,0 +1,461 @@
+"""NvmlSource on FakeNvml profiles: samples, units, rates from the workload script, faults."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pynvml
+import pytest
+
+from gpumetrics.catalog import MetricSpec
+from gpumetrics.catalog import gpu as g
+from gpumetrics.errors import UnavailableError
+from gpumetrics.hardware import GPUS, with_overrides
+from gpumetrics.model import Collection
+from gpumetrics.sources import Source
+from gpumetrics.sources.nvml import LOST, NvmlSource
+from gpumetrics.testing import FakeNvml, GpuRates, ManualClock, Phase, Workload
+from gpumetrics.units import GIB, MIB
+
+from .conftest import START
+
+Install = Callable[..., FakeNvml]
+Open = Callable[..., NvmlSource]
+
+# A workload whose integrals are whole numbers in NVML's units, for rate tests.
+PHASE_A = GpuRates(
+    power_watts=300.0,
+    nvlink_tx_bytes_per_second=4 * GIB,
+    nvlink_rx_bytes_per_second=2 * GIB,
+    pcie_tx_bytes_per_second=64 * MIB,
+    pcie_rx_bytes_per_second=128 * MIB,
+    clock_event_reasons=("sw_power_cap",),
+)
+PHASE_B = GpuRates(
+    power_watts=500.0,
+    nvlink_tx_bytes_per_second=1 * GIB,
+    nvlink_rx_bytes_per_second=3 * GIB,
+    pcie_tx_bytes_per_second=32 * MIB,
+    pcie_rx_bytes_per_second=16 * MIB,
+)
+GPU1_IN_B = GpuRates(power_watts=200.0, nvlink_tx_bytes_per_second=8 * GIB)
+RATES = Workload((Phase("a", 10.0, PHASE_A), Phase("b", 20.0, PHASE_B, per_gpu=((1, GPU1_IN_B),))))
+
+
+def _index(collection: Collection) -> dict[tuple[str, tuple[str, ...]], float]:
+    out: dict[tuple[str, tuple[str, ...]], float] = {}
+    for sample in collection.samples:
+        key = (sample.metric, sample.labels)
+        assert key not in out, f"duplicate series {key}"
+        assert isinstance(sample.value, float)
+        out[key] = sample.value
+    return out
+
+
+def _labels(fake: FakeNvml, gpu: int) -> tuple[str, str, str]:
+    device = fake.devices[gpu]
+    return (str(gpu), device.uuid, device.name)
+
+
+def _value(collection: Collection, spec: MetricSpec, *labels: str) -> float:
+    return _index(collection)[(spec.name, labels)]
+
+
+def _metrics_of(collection: Collection, gpu_key: str) -> set[str]:
+    return {s.metric for s in collection.samples if s.labels[0] == gpu_key}
+
+
+def _rate(
+    first: Collection, second: Collection, seconds: float, spec: MetricSpec, *labels: str
+) -> float:
+    return (_value(second, spec, *labels) - _value(first, spec, *labels)) / seconds
+
+
+# --- profiles ---------------------------------------------------------------------------------
+
+
+def test_is_a_source(install_fake: Install, open_source: Open) -> None:
+    install_fake("a100")
+    source = open_source()
+    assert isinstance(source, Source)
+    assert source.name == "nvml"
+
+
+def test_h100x8_emits_every_family_per_gpu(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("h100x8")
+    source = open_source()
+    clock.advance(1.0)
+    source.collect(clock())
+    clock.advance(14.0)  # prefill
+    collection = source.collect(clock())
+    assert collection.errors == ()
+    expected = {spec.name for spec in g.ALL if spec is not g.GPU_PROCESS_MEMORY}
+    expected -= {g.GPU_XID_ERRORS.name}
+    for gpu in range(8):
+        assert _metrics_of(collection, str(gpu)) == expected
+    labels = _labels(fake, 6)
+    info = [s for s in collection.samples if s.metric == g.GPU_INFO.name and s.labels[0] == "6"]
+    assert info[0].labels == (*labels, "00000000:BA:00.0", "570.124.06", "12.8", "disabled")
+    assert _value(collection, g.GPU_POWER, *labels) == 620.0
+    assert _value(collection, g.GPU_POWER_LIMIT, *labels) == 700.0
+    assert _value(collection, g.GPU_MEMORY_TOTAL, *labels) == 81559 * MIB
+    assert _value(collection, g.GPU_TEMPERATURE, *labels, "gpu") == 68.0
+    assert _value(collection, g.GPU_TEMPERATURE, *labels, "memory") == 72.0
+    assert _value(collection, g.GPU_CLOCK_MAX, *labels, "sm") == 1980e6
+    assert _value(collection, g.GPU_CLOCK, *labels, "memory") == 2619e6
+    assert _value(collection, g.GPU_UTILIZATION_NAIVE, *labels) == 1.0
+    assert _value(collection, g.GPU_MEMORY_UTILIZATION_NAIVE, *labels) == 0.45
+    assert _value(collection, g.NVLINK_LINK_UP, *labels, "17") == 1.0
+    assert _value(collection, g.NVLINK_SPEED, *labels, "0") == 26562e6
+    assert _value(collection, g.GPU_THROTTLE_ACTIVE, *labels, "sw_power_cap") == 1.0
+    assert _value(collection, g.GPU_THROTTLE_ACTIVE, *labels, "gpu_idle") == 0.0
+    assert _value(collection, g.GPU_THROTTLE_TIME, *labels, "sw_power_cap") == 5.0
+    assert _value(collection, g.GPU_THROTTLE_TIME, *labels, "low_utilization") == 10.0
+    assert _value(collection, g.GPU_ECC_ERRORS, *labels, "uncorrected", "aggregate") == 0.0
+    assert _value(collection, g.GPU_UP, *labels) == 1.0
+
+
+def test_one_batched_field_call_per_gpu_per_sample(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("h100x8")
+    source = open_source(gpm=False, xid=False)
+    before = fake.calls().get("nvmlDeviceGetFieldValues", 0)
+    source.collect(clock())
+    assert fake.calls()["nvmlDeviceGetFieldValues"] - before == 8
+
+
+def test_peaks_from_the_spec_table_and_override(install_fake: Install, open_source: Open) -> None:
+    fake = install_fake("h200x8")
+    labels = _labels(fake, 0)
+    collection = open_source().collect(START)
+    assert _value(collection, g.PEAK_FLOPS, *labels, "bf16") == 989.4e12
+    assert _value(collection, g.PEAK_MEMORY_BANDWIDTH, *labels) == 4.8e12
+    assert _value(collection, g.PEAK_NVLINK_BANDWIDTH, *labels) == 900e9
+    assert _value(collection, g.GPU_MEMORY_TOTAL, *labels) == 143771 * MIB
+    custom = with_overrides(GPUS["h200"], peak_flops={"bf16": 800e12}, hbm_bandwidth=4.3e12)
+    overridden = open_source(gpu_spec=custom, xid=False).collect(START)
+    assert _value(overridden, g.PEAK_FLOPS, *labels, "bf16") == 800e12
+    assert _value(overridden, g.PEAK_MEMORY_BANDWIDTH, *labels) == 4.3e12
+
+
+def test_a100_has_twelve_links_and_no_gpm(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("a100")
+    source = open_source()
+    source.collect(clock())
+    clock.advance(1.0)
+    collection = source.collect(clock())
+    links = {s.labels[3] for s in collection.samples if s.metric == g.NVLINK_DATA_BYTES.name}
+    assert links == {str(i) for i in range(12)}
+    assert g.GPM_SM_ACTIVE.name not in _metrics_of(collection, "0")
+    assert collection.errors == ()
+    assert not source.gpm_enabled
+    assert "nvmlGpmSampleGet" not in fake.calls()
+    assert _value(collection, g.PEAK_FLOPS, *_labels(fake, 0), "bf16") == 312e12
+
+
+def test_minimal_device_emits_what_it_has_without_errors(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("minimal")
+    source = open_source(processes=True)
+    source.collect(clock())
+    clock.advance(3.0)
+    collection = source.collect(clock())
+    assert collection.errors == ()
+    assert _metrics_of(collection, "0") == {
+        g.GPU_INFO.name,
+        g.GPU_UP.name,
+        g.GPU_MEMORY_TOTAL.name,
+        g.GPU_MEMORY_USED.name,
+        g.GPU_UTILIZATION_NAIVE.name,
+        g.GPU_MEMORY_UTILIZATION_NAIVE.name,
+        g.GPU_POWER.name,
+        g.GPU_ENERGY.name,
+        g.GPU_TEMPERATURE.name,
+        g.GPU_CLOCK.name,
+    }
+    labels = _labels(fake, 0)
+    v1 = source.collect(clock())
+    assert _value(v1, g.GPU_MEMORY_USED, *labels) == int(0.9 * (15360 - 254) * MIB) + 254 * MIB
+
+
+def test_mig_devices_are_labelled_and_never_crash(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("mig")
+    source = open_source(processes=True)
+    keys = [d.key for d in source.devices]
+    assert keys == ["0", "0/mig-0", "0/mig-1", "0/mig-2"]
+    source.collect(clock())
+    clock.advance(1.0)
+    collection = source.collect(clock())
+    assert collection.errors == ()
+    infos = {s.labels[0]: s.labels for s in collection.samples if s.metric == g.GPU_INFO.name}
+    assert infos["0"][-1] == "enabled"
+    mig = fake.mig_devices(0)[2]
+    assert infos["0/mig-2"] == (
+        "0/mig-2", mig.uuid, "NVIDIA H100 80GB HBM3 MIG 1g.10gb",
+        "00000000:18:00.0", "570.124.06", "12.8", "1g.10gb",
+    )  # fmt: skip
+    assert _metrics_of(collection, "0/mig-2") == {
+        g.GPU_INFO.name,
+        g.GPU_UP.name,
+        g.GPU_MEMORY_TOTAL.name,
+        g.GPU_MEMORY_USED.name,
+        g.GPU_MEMORY_RESERVED.name,
+        g.GPU_PROCESS_MEMORY.name,
+    }
+    assert g.GPU_UTILIZATION_NAIVE.name not in _metrics_of(collection, "0")
+    assert g.GPU_PROCESS_MEMORY.name not in _metrics_of(collection, "0")  # listed per MIG device
+    assert g.GPM_TENSOR_ACTIVE.name in _metrics_of(collection, "0")
+    mig_labels = ("0/mig-2", mig.uuid, mig.name)
+    assert _value(collection, g.GPU_MEMORY_TOTAL, *mig_labels) == 9856 * MIB
+
+
+# --- rates from the workload script --------------------------------------------------------
+
+
+def test_counter_rates_inside_one_phase(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("h100x8", workload=RATES)
+    source = open_source(gpm=False)
+    clock.set(START + 2.0)
+    first = source.collect(clock())
+    clock.set(START + 7.0)
+    second = source.collect(clock())
+    labels = _labels(fake, 0)
+    for link in ("0", "9", "17"):
+        assert _rate(first, second, 5.0, g.NVLINK_DATA_BYTES, *labels, link, "tx") == 4 * GIB
+        assert _rate(first, second, 5.0, g.NVLINK_DATA_BYTES, *labels, link, "rx") == 2 * GIB
+    raw_tx = _rate(first, second, 5.0, g.NVLINK_RAW_BYTES, *labels, "3", "tx")
+    assert raw_tx == 4 * GIB * (1 + PHASE_A.nvlink_raw_overhead)
+    assert _rate(first, second, 5.0, g.GPU_PCIE_BYTES, *labels, "tx") == 64 * MIB
+    assert _rate(first, second, 5.0, g.GPU_PCIE_BYTES, *labels, "rx") == 128 * MIB
+    assert _rate(first, second, 5.0, g.GPU_ENERGY, *labels) == pytest.approx(300.0)
+    assert _rate(first, second, 5.0, g.GPU_THROTTLE_TIME, *labels, "sw_power_cap") == 1.0
+    assert _value(second, g.GPU_ENERGY, *labels) == pytest.approx(300.0 * 7)
+
+
+def test_counter_rates_across_a_phase_boundary_and_per_gpu(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("h100x8", workload=RATES)
+    source = open_source(gpm=False)
+    clock.set(START + 8.0)
+    first = source.collect(clock())
+    clock.set(START + 14.0)  # 2 s of phase a, 4 s of phase b
+    second = source.collect(clock())
+    gpu0, gpu1 = _labels(fake, 0), _labels(fake, 1)
+    energy0 = _rate(first, second, 6.0, g.GPU_ENERGY, *gpu0)
+    assert energy0 == pytest.approx((300.0 * 2 + 500.0 * 4) / 6)
+    energy1 = _rate(first, second, 6.0, g.GPU_ENERGY, *gpu1)
+    assert energy1 == pytest.approx((300.0 * 2 + 200.0 * 4) / 6)
+    tx1 = _rate(first, second, 6.0, g.NVLINK_DATA_BYTES, *gpu1, "4", "tx")
+    assert tx1 == pytest.approx((4 * GIB * 2 + 8 * GIB * 4) / 6)
+    rx0 = _rate(first, second, 6.0, g.NVLINK_DATA_BYTES, *gpu0, "4", "rx")
+    assert rx0 == pytest.approx((2 * GIB * 2 + 3 * GIB * 4) / 6)
+    pcie = _rate(first, second, 6.0, g.GPU_PCIE_BYTES, *gpu0, "rx")
+    assert pcie == pytest.approx((128 * MIB * 2 + 16 * MIB * 4) / 6)
+    assert _value(second, g.GPU_POWER, *gpu1) == 200.0
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+
+def test_lost_gpu_keeps_only_gpu_up_and_the_others_flow(
+    install_fake: Install, open_source: Open, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = install_fake("h100x8")
+    source = open_source()
+    source.collect(clock())
+    clock.advance(1.0)
+    before = source.collect(clock())  # GPM has a window from the second sample on
+    fake.lose_gpu(3)
+    for _ in range(3):
+        clock.advance(1.0)
+        collection = source.collect(clock())
+        lost = [s for s in collection.samples if s.labels[0] == "3"]
+        assert [(s.metric, s.value) for s in lost] == [(g.GPU_UP.name, 0.0)]
+        assert lost[0].labels == _labels(fake, 3)
+        assert collection.errors == (LOST,)
+        for gpu in (0, 1, 2, 4, 7):
+            assert _metrics_of(collection, str(gpu)) == _metrics_of(before, str(gpu))
+    assert source.errors_total == {"NVML_ERROR_GPU_IS_LOST": 3}
+    assert sum("is lost" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_lost_mig_gpu_takes_its_mig_devices_down(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("mig")
+    source = open_source()
+    fake.lose_gpu(0)
+    collection = source.collect(clock())
+    assert {(s.labels[0], s.metric, s.value) for s in collection.samples} == {
+        (key, g.GPU_UP.name, 0.0) for key in ("0", "0/mig-0", "0/mig-1", "0/mig-2")
+    }
+    assert collection.errors == (LOST,)
+
+
+def test_gpu_lost_before_start(install_fake: Install, open_source: Open) -> None:
+    fake = install_fake("h100x8")
+    fake.lose_gpu(5)
+    collection = open_source().collect(START)
+    assert [s.metric for s in collection.samples if s.labels[0] == "5"] == [g.GPU_UP.name]
+    assert collection.errors == (LOST,)
+
+
+def test_not_supported_field_is_absent_without_error(
+    install_fake: Install, open_source: Open
+) -> None:
+    fake = install_fake("h100x8")
+    fake.not_supported(pynvml.NVML_FI_DEV_MEMORY_TEMP)
+    fake.not_supported(pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_RAW_TX, gpu=2)
+    collection = open_source().collect(START)
+    sensors = {s.labels[3] for s in collection.samples if s.metric == g.GPU_TEMPERATURE.name}
+    assert sensors == {"gpu"}
+    raw_tx = {
+        s.labels[0]
+        for s in collection.samples
+        if s.metric == g.NVLINK_RAW_BYTES.name and s.labels[4] == "tx"
+    }
+    assert raw_tx == {str(i) for i in range(8)} - {"2"}
+    assert collection.errors == ()
+
+
+def test_failed_calls_are_counted_by_code_name(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("h100x8")
+    source = open_source()
+    fake.fail("nvmlDeviceGetUtilizationRates", pynvml.NVML_ERROR_TIMEOUT, gpu=1)
+    fake.fail("nvmlDeviceGetClockInfo", pynvml.NVML_ERROR_UNKNOWN, gpu=2)
+    collection = source.collect(clock())
+    assert sorted(collection.errors) == sorted(["NVML_ERROR_TIMEOUT"] + ["NVML_ERROR_UNKNOWN"] * 3)
+    assert g.GPU_UTILIZATION_NAIVE.name not in _metrics_of(collection, "1")
+    assert g.GPU_UTILIZATION_NAIVE.name in _metrics_of(collection, "0")
+    assert g.GPU_CLOCK.name not in _metrics_of(collection, "2")
+    assert _value(collection, g.GPU_UP, *_labels(fake, 1)) == 1.0
+    fake.clear_failures()
+    clock.advance(1.0)
+    assert source.collect(clock()).errors == ()
+    assert source.errors_total == {"NVML_ERROR_TIMEOUT": 1, "NVML_ERROR_UNKNOWN": 3}
+
+
+def test_field_values_call_failing_drops_only_the_fields(
+    install_fake: Install, open_source: Open
+) -> None:
+    fake = install_fake("a100")
+    source = open_source()
+    fake.fail("nvmlDeviceGetFieldValues", pynvml.NVML_ERROR_TIMEOUT)
+    collection = source.collect(START)
+    assert collection.errors == ("NVML_ERROR_TIMEOUT",)
+    metrics = _metrics_of(collection, "0")
+    assert g.GPU_POWER.name not in metrics
+    assert {g.GPU_MEMORY_USED.name, g.GPU_CLOCK.name, g.GPU_TEMPERATURE.name} <= metrics
+
+
+def test_slow_calls(install_fake: Install, open_source: Open) -> None:
+    fake = install_fake("a100")
+    fake.slow_calls(0.0005)
+    collection = open_source(gpm=False, xid=False).collect(START)
+    assert _value(collection, g.GPU_UP, *_labels(fake, 0)) == 1.0
+
+
+def test_library_missing_raises_unavailable_with_a_hint(install_fake: Install) -> None:
+    install_fake("h100x8", library_missing=True)
+    with pytest.raises(UnavailableError) as raised:
+        NvmlSource()
+    assert "libnvidia-ml.so.1" in raised.value.reason
+    assert "--fake-gpus" in raised.value.hint
+    assert "driver" in raised.value.hint
+
+
+def test_init_failure_is_unavailable(install_fake: Install) -> None:
+    fake = install_fake("h100x8")
+    fake.fail("nvmlInitWithFlags", pynvml.NVML_ERROR_DRIVER_NOT_LOADED)
+    with pytest.raises(UnavailableError, match="driver is not loaded"):
+        NvmlSource()
+
+
+def test_process_memory_with_names_from_proc(
+    install_fake: Install, open_source: Open, tmp_path: Path
+) -> None:
+    fake = install_fake("h100x8")
+    fake.set_processes(0, [(1234, 40 * GIB), (99, 2 * GIB)])
+    (tmp_path / "1234").mkdir()
+    (tmp_path / "1234" / "comm").write_text("vllm\n")
+    collection = open_source(processes=True, proc_root=tmp_path).collect(START)
+    labels = _labels(fake, 0)
+    assert _value(collection, g.GPU_PROCESS_MEMORY, *labels, "1234", "vllm") == 40 * GIB
+    assert _value(collection, g.GPU_PROCESS_MEMORY, *labels, "99", "unknown") == 2 * GIB
+    assert g.GPU_PROCESS_MEMORY.name not in _metrics_of(open_source().collect(START), "0")
+
+
+def test_close_shuts_nvml_down(install_fake: Install, open_source: Open) -> None:
+    fake = install_fake("h100x8")
+    source = open_source()
+    assert fake.initialized
+    source.close()
+    source.close()
+    assert not fake.initialized
+    assert fake.calls()["nvmlGpmSampleFree"] == 16
+    with pytest.raises(UnavailableError, match="closed"):
+        source.collect(START)
+
+
+def test_link_count_failing_at_start_falls_back_to_the_spec_table(
+    install_fake: Install, open_source: Open
+) -> None:
+    fake = install_fake("h100x8")
+    fake.fail("nvmlDeviceGetFieldValues", pynvml.NVML_ERROR_TIMEOUT)
+    source = open_source(gpm=False, xid=False)
+    assert {d.links for d in source.devices} == {18}
+    fake.clear_failures()
+    collection = source.collect(START)
+    assert collection.errors == ("NVML_ERROR_TIMEOUT",) * 8  # from the start, reported once
+    links = {s.labels[3] for s in collection.samples if s.metric == g.NVLINK_LINK_UP.name}
+    assert links == {str(i) for i in range(18)}
+
+
+def test_enumeration_failure_is_unavailable(install_fake: Install) -> None:
+    fake = install_fake("h100x8")
+    fake.fail("nvmlDeviceGetCount_v2", pynvml.NVML_ERROR_NO_PERMISSION)
+    with pytest.raises(UnavailableError, match="NVML_ERROR_NO_PERMISSION"):
+        NvmlSource()
+    assert not fake.initialized
+
+
+@pytest.mark.gpu
+def test_real_driver() -> None:
+    """On a machine with an NVIDIA driver: the source reads real GPUs without errors."""
+    library, cache = pynvml.nvmlLib, dict(pynvml._nvmlGetFunctionPointer_cache)
+    try:
+        try:
+            source = NvmlSource(xid_timeout_ms=50)
+        except UnavailableError as exc:
+            pytest.skip(f"no NVIDIA driver here: {exc.reason}")
+        try:
+            source.collect(time.time())
+            time.sleep(0.2)  # GPM needs >= 100 ms between its two samples
+            collection = source.collect(time.time())
+        finally:
+            source.close()
+        up = [s for s in collection.samples if s.metric == g.GPU_UP.name]
+        assert up
+        assert all(s.value == 1.0 for s in up)
+        names = {s.metric for s in collection.samples}
+        assert {g.GPU_POWER.name, g.GPU_ENERGY.name, g.GPU_MEMORY_USED.name} <= names
+        assert collection.errors == (), collection.errors
+    finally:  # leave pynvml unloaded, as the other tests expect
+        pynvml.nvmlLib = library
+        pynvml._nvmlGetFunctionPointer_cache.clear()
+        pynvml._nvmlGetFunctionPointer_cache.update(cache)
