@@ -306,6 +306,16 @@ E2E = metric(
     buckets=E2E_BUCKETS,
 )
 
+HOOK_ERRORS = metric(
+    "gpumetrics_engine_hook_errors_total",
+    C,
+    "Hook calls dropped because their arguments were invalid (negative, NaN, wrong type, "
+    "unknown phase) or recording failed; the engine was not interrupted.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+
 ALL = (
     ENGINE_INFO,
     ENGINE_GPU_INFO,
@@ -339,4 +349,5 @@ ALL = (
     TTFT,
     ITL,
     E2E,
+    HOOK_ERRORS,
 )

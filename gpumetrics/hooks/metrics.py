@@ -1,0 +1,264 @@
+"""`EngineMetrics`: the engine-facing hooks. O(1) per call, stdlib only, never raising.
+
+A call validates all of its arguments first, then applies all of its updates or none.
+An invalid call (a negative count, NaN, a string, an unknown phase) is dropped and counted in
+`hook_errors`; the first drop per method is logged as a warning, the rest at debug level.
+(A call with a misspelt or missing keyword fails in Python's argument binding, before the hook
+runs: that TypeError is the caller's bug, and mypy reports it.) Each call is O(1) except where
+the engine hands over a list: the cost model over `work`, and `inter_token_s`.
+
+Thread-safety model: **one writer per EngineMetrics, any number of readers.** The engine's
+scheduler loop makes all `record_*` / `set_queue` calls (or, at least, never calls the same
+method from two threads at once: `x += n` is not atomic, so two writers can lose increments —
+never crash). Readers (`snapshot()`, `render_text()`, the HTTP endpoint) take no lock and never
+block the writer: each counter they see is monotone, and each histogram is self-consistent
+(its +Inf bucket equals its count) because both come from one copy of the bucket list; values
+of different families may be up to one call apart.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..costmodel import RequestWork
+from ..model import Sample
+from ._state import E2E_BOUNDS, ITL_BOUNDS, MAX, STEP_BOUNDS, TTFT_BOUNDS, EngineState
+from ._work import recompute_flops, step_work
+from .exposition import render_samples
+
+if TYPE_CHECKING:
+    from .endpoint import MetricsEndpoint
+
+__all__ = ["PHASES", "EngineMetrics"]
+
+#: Step phases accepted by `record_step`.
+PHASES = ("prefill", "decode", "mixed")
+
+
+class EngineMetrics(EngineState):
+    """Cumulative engine metrics for one (engine, model), recorded by the engine's own loop.
+
+    `engine` and `model` become the `engine` / `model` labels. With `model_spec` (see
+    `gpumetrics.costmodel.find_model`), FLOPs and bytes the engine omits are computed from
+    the cost model in `dtype` (weights) and `kv_dtype` (KV cache). The `max_batch_*`,
+    `kv_block_size` and `kv_capacity_blocks` configuration gauges are exported when given.
+    `clock` (seconds, monotonic) is the time source offered to the engine for step and request
+    durations (`t0 = m.clock(); ...; m.record_step(..., duration_s=m.clock() - t0)`).
+
+    Construction validates its arguments and may raise (set-up time); the `record_*` and
+    `set_queue` methods, `snapshot()` and `render_text()` never raise.
+    """
+
+    __slots__ = ()
+
+    # --- the hooks (hot path) -----------------------------------------------------------
+
+    def record_step(
+        self,
+        *,
+        phase: str,
+        sequences: int,
+        prefill_tokens: int,
+        decode_tokens: int,
+        duration_s: float,
+        flops: float | None = None,
+        read_bytes: float | None = None,
+        write_bytes: float | None = None,
+        work: Sequence[RequestWork] | None = None,
+    ) -> None:
+        """One engine step (forward pass) of `phase` prefill|decode|mixed that took
+        `duration_s` seconds over `sequences` sequences and computed `prefill_tokens` +
+        `decode_tokens` tokens. `flops` (FLOPs), `read_bytes` and `write_bytes` (HBM bytes)
+        are the step's work; each one omitted is computed from the cost model over `work`
+        when a model_spec was given (then `work` is required), else not counted."""
+        try:
+            if flops is None or read_bytes is None or write_bytes is None:
+                flops, read_bytes, write_bytes = step_work(
+                    self._spec,
+                    work,
+                    flops,
+                    read_bytes,
+                    write_bytes,
+                    dtype=self._dtype,
+                    kv_dtype=self._kv_dtype,
+                )
+            if not (
+                sequences >= 0
+                and prefill_tokens >= 0
+                and decode_tokens >= 0
+                and duration_s >= 0
+                and flops >= 0
+                and read_bytes >= 0
+                and write_bytes >= 0
+                and sequences + prefill_tokens + decode_tokens + duration_s + flops
+                + read_bytes + write_bytes <= MAX
+            ):  # fmt: skip
+                raise ValueError("counts, duration and work must be finite and >= 0")
+            bucket = bisect_left(STEP_BOUNDS, duration_s)
+            if phase == "decode":
+                self._steps_decode += 1
+            elif phase == "prefill":
+                self._steps_prefill += 1
+            elif phase == "mixed":
+                self._steps_mixed += 1
+            else:
+                raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+            self._step_sequences += sequences
+            self._tokens_prefill += prefill_tokens
+            self._tokens_decode += decode_tokens
+            self._busy += duration_s
+            self._step_counts[bucket] += 1
+            self._step_sum += duration_s
+            self._flops += flops
+            self._read_bytes += read_bytes
+            self._write_bytes += write_bytes
+        except Exception as exc:
+            self._drop("record_step", exc)
+
+    def record_kv(self, *, used_blocks: int, total_blocks: int, evictable_blocks: int = 0) -> None:
+        """KV-cache occupancy now: blocks held by live sequences, blocks allocated in all, and
+        free blocks still holding a reusable cached prefix. Usage ratio = used / total."""
+        try:
+            if not (
+                0 <= used_blocks <= total_blocks <= MAX
+                and total_blocks > 0
+                and 0 <= evictable_blocks <= total_blocks
+            ):
+                raise ValueError("need 0 <= used, evictable <= total and total > 0")
+            self._kv_used = used_blocks
+            self._kv_capacity = total_blocks
+            self._kv_evictable = evictable_blocks
+        except Exception as exc:
+            self._drop("record_kv", exc)
+
+    def record_prefix_lookup(self, *, queried_tokens: int, hit_tokens: int) -> None:
+        """A prefix-cache lookup: `queried_tokens` prompt tokens looked up, `hit_tokens` of
+        them found cached (tokens, not blocks)."""
+        try:
+            if not 0 <= hit_tokens <= queried_tokens <= MAX:
+                raise ValueError("need 0 <= hit_tokens <= queried_tokens")
+            self._prefix_queried += queried_tokens
+            self._prefix_hit += hit_tokens
+        except Exception as exc:
+            self._drop("record_prefix_lookup", exc)
+
+    def record_eviction(self, blocks: int = 1) -> None:
+        """Cached KV blocks reused for other data (their prefix is lost)."""
+        try:
+            if 0 <= blocks <= MAX:
+                self._evicted += blocks
+                return
+            raise ValueError(f"blocks must be finite and >= 0, got {blocks!r}")
+        except Exception as exc:
+            self._drop("record_eviction", exc)
+
+    def record_recompute(self, tokens: int, flops: float | None = None) -> None:
+        """`tokens` prompt tokens prefilled again because their KV was evicted or preempted,
+        and the FLOPs that wasted (default: their prefill cost from the cost model, 0 without
+        a model_spec)."""
+        try:
+            if flops is None:
+                flops = recompute_flops(
+                    self._spec, tokens, dtype=self._dtype, kv_dtype=self._kv_dtype
+                )
+            if not (0 <= tokens <= MAX and 0 <= flops <= MAX):
+                raise ValueError("tokens and flops must be finite and >= 0")
+            self._recomputed_tokens += tokens
+            self._recomputed_flops += flops
+        except Exception as exc:
+            self._drop("record_recompute", exc)
+
+    def record_preemption(self, count: int = 1) -> None:
+        """Running sequences preempted because KV blocks ran out."""
+        try:
+            if 0 <= count <= MAX:
+                self._preemptions += count
+                return
+            raise ValueError(f"count must be finite and >= 0, got {count!r}")
+        except Exception as exc:
+            self._drop("record_preemption", exc)
+
+    def set_queue(self, waiting: int, running: int) -> None:
+        """Requests waiting to be scheduled and sequences in the running batch, now."""
+        try:
+            if not (0 <= waiting <= MAX and 0 <= running <= MAX):
+                raise ValueError("waiting and running must be finite and >= 0")
+            self._waiting = waiting
+            self._running = running
+        except Exception as exc:
+            self._drop("set_queue", exc)
+
+    def record_request_finished(
+        self,
+        *,
+        ttft_s: float,
+        inter_token_s: Sequence[float] | None,
+        e2e_s: float,
+        prompt_tokens: int,
+        cached_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        """A finished request: time to first token, the gaps between its output tokens and
+        its end-to-end time (seconds); its prompt tokens, how many of them came from the
+        prefix cache, and its output tokens. O(len(inter_token_s))."""
+        try:
+            if not (
+                0 <= ttft_s <= MAX
+                and 0 <= e2e_s <= MAX
+                and 0 <= cached_tokens <= prompt_tokens <= MAX
+                and 0 <= output_tokens <= MAX
+            ):
+                raise ValueError("need finite times >= 0 and 0 <= cached <= prompt tokens")
+            itl_buckets: list[int] = []
+            itl_total = 0.0
+            if inter_token_s is not None and len(inter_token_s):
+                itl_total = sum(inter_token_s, 0.0)
+                if not (min(inter_token_s) >= 0 and itl_total <= MAX):
+                    raise ValueError("inter_token_s must be finite and >= 0")
+                itl_buckets = [bisect_left(ITL_BOUNDS, gap) for gap in inter_token_s]
+            ttft_bucket = bisect_left(TTFT_BOUNDS, ttft_s)
+            e2e_bucket = bisect_left(E2E_BOUNDS, e2e_s)
+            self._finished += 1
+            self._prompt_tokens += prompt_tokens
+            self._cached_tokens += cached_tokens
+            self._generated += output_tokens
+            self._ttft_counts[ttft_bucket] += 1
+            self._ttft_sum += ttft_s
+            self._e2e_counts[e2e_bucket] += 1
+            self._e2e_sum += e2e_s
+            itl_counts = self._itl_counts
+            for bucket in itl_buckets:
+                itl_counts[bucket] += 1
+            self._itl_sum += itl_total
+        except Exception as exc:
+            self._drop("record_request_finished", exc)
+
+    # --- readers ------------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[Sample, ...]:
+        """Current values as catalog samples, in catalog order (empty on an internal error,
+        which is counted in `hook_errors`)."""
+        try:
+            return self._collect()
+        except Exception as exc:
+            self._drop("snapshot", exc)
+            return ()
+
+    def render_text(self) -> bytes:
+        """The classic Prometheus text exposition (format 0.0.4) of this instance, UTF-8
+        (empty on an internal error, which is counted in `hook_errors`)."""
+        try:
+            return render_samples(self._collect())
+        except Exception as exc:
+            self._drop("render_text", exc)
+            return b""
+
+    def serve(
+        self, address: str = "127.0.0.1", port: int = 0, *, unix_socket: str | None = None
+    ) -> MetricsEndpoint:
+        """Start a /metrics endpoint for this instance (see `gpumetrics.hooks.serve`)."""
+        from .endpoint import serve  # noqa: PLC0415 - endpoint imports this module
+
+        return serve(self, address=address, port=port, unix_socket=unix_socket)
