@@ -1,0 +1,124 @@
+"""What the sidecar knows about one engine: where its /metrics is, what it runs, on which GPUs."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+from ...errors import ConfigError
+
+__all__ = ["AUTO", "DEFAULT_PATH", "KINDS", "Endpoint", "EngineConfig", "GpuRef"]
+
+#: Engine kinds with a name map; `kind` in the config is one of these or AUTO.
+KINDS: Final = ("gpumetrics", "vllm", "sglang", "trtllm")
+#: Detect the kind from the metric name prefixes of each scrape.
+AUTO: Final = "auto"
+#: The path used when the URL has none (`http://127.0.0.1:8000` -> `/metrics`).
+DEFAULT_PATH: Final = "/metrics"
+
+_INDEX = re.compile(r"^[0-9]+$")
+_UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z/_.-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class GpuRef:
+    """One declared GPU: its index (`nvidia-smi --query-gpu=index`) and/or UUID
+    (`nvidia-smi --query-gpu=uuid`); "" where not given."""
+
+    index: str
+    uuid: str
+
+    @classmethod
+    def parse(cls, text: str) -> GpuRef:
+        """`"0"`, `"GPU-5d3c..."` (or `"MIG-..."`), or both as `"0:GPU-5d3c..."`."""
+        index, sep, uuid = text.strip().partition(":")
+        if sep:
+            if _INDEX.match(index) and _UUID.match(uuid):
+                return cls(index, uuid)
+        elif _INDEX.match(index):
+            return cls(index, "")
+        elif _UUID.match(index):
+            return cls("", index)
+        raise ConfigError("gpus", f"{text!r} is not a GPU index, a GPU-/MIG- UUID or INDEX:UUID")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where to GET the exposition: scheme http|https, host, port, path with query."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @classmethod
+    def parse(cls, url: str) -> Endpoint:
+        """Split `url`; the path defaults to DEFAULT_PATH when the URL has none."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError("url", f"{url!r}: {exc}") from None
+        if parts.scheme not in ("http", "https"):
+            raise ConfigError("url", f"{url!r}: scheme must be http or https")
+        if not parts.hostname:
+            raise ConfigError("url", f"{url!r}: no host")
+        path = parts.path or DEFAULT_PATH
+        if parts.query:
+            path = f"{path}?{parts.query}"
+        default_port = 443 if parts.scheme == "https" else 80
+        return cls(parts.scheme, parts.hostname, port or default_port, path)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """One engine to scrape.
+
+    `name` becomes the `engine` label of every series and the source name `engine:<name>`.
+    `kind` picks the name map (`KINDS`) or "auto". `model` is the fallback `model` label: the
+    engine's own model label wins (vLLM and SGLang `model_name`, our hooks' `model`), and series
+    without one take the one model the engine names; for TensorRT-LLM on Triton, whose `model`
+    label is the Triton model ("tensorrt_llm"), `model` wins. `gpus` are the GPUs the engine
+    runs on, as indexes, UUIDs or INDEX:UUID pairs. `max_bytes` and `timeout_s` bound one
+    scrape (connect + request + whole body).
+    """
+
+    name: str
+    url: str
+    kind: str = AUTO
+    model: str | None = None
+    gpus: tuple[str, ...] = ()
+    max_bytes: int = 16 << 20
+    timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name != self.name.strip():
+            raise ConfigError("name", f"{self.name!r}: must be non-empty, without edge spaces")
+        if self.kind not in (*KINDS, AUTO):
+            raise ConfigError("kind", f"{self.kind!r}: one of {', '.join((*KINDS, AUTO))}")
+        Endpoint.parse(self.url)
+        object.__setattr__(self, "gpus", tuple(self.gpus))
+        for gpu in self.gpus:
+            GpuRef.parse(gpu)
+        if self.max_bytes <= 0:
+            raise ConfigError("max_bytes", f"{self.max_bytes}: must be > 0")
+        if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
+            raise ConfigError("timeout_s", f"{self.timeout_s}: must be a finite number > 0")
+
+    @property
+    def source_name(self) -> str:
+        """The Sampler's name for this engine's source: `engine:<name>`."""
+        return f"engine:{self.name}"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The parsed URL."""
+        return Endpoint.parse(self.url)
+
+    @property
+    def gpu_refs(self) -> tuple[GpuRef, ...]:
+        """The parsed `gpus`, in the order given."""
+        return tuple(GpuRef.parse(gpu) for gpu in self.gpus)

@@ -1,0 +1,101 @@
+"""The vocabulary of a name map: which engine series feed which catalog family.
+
+A map is data (`EngineMap`), applied by `mapping.py`; the maps themselves are in `maps.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ...catalog import MetricSpec
+from .exposition import Exposition, RawSample
+
+__all__ = ["CacheInfo", "EngineMap", "HistRule", "PerGpu", "Rule", "Src", "rule", "src"]
+
+
+@dataclass(frozen=True, slots=True)
+class Src:
+    """Samples named `name` whose labels include every pair of `match`."""
+
+    name: str
+    match: tuple[tuple[str, str], ...] = ()
+
+    def samples(self, exposition: Exposition) -> list[RawSample]:
+        return [s for s in exposition.get(self.name) if _matches(s.labels, self.match)]
+
+
+def src(name: str, **match: str) -> Src:
+    """`src("sglang:realtime_tokens_total", mode="decode")`."""
+    return Src(name, tuple(sorted(match.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A gauge or counter family fed by the first of `sources` present in the exposition (new
+    names before old ones); `fixed` sets catalog labels such as `phase`. Catalog labels that
+    are neither `engine`, `model` nor fixed are copied from the engine's label of that name.
+    Several rules may feed one family: their values add up (`mapping.Builder`)."""
+
+    spec: MetricSpec
+    sources: tuple[Src, ...]
+    fixed: tuple[tuple[str, str], ...] = ()
+
+
+def rule(spec: MetricSpec, *sources: Src, **fixed: str) -> Rule:
+    """`rule(STEP_TOKENS, src("vllm:generation_tokens_total"), phase="decode")`."""
+    return Rule(spec, sources, tuple(sorted(fixed.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class HistRule:
+    """A histogram family fed by the first histogram of `bases` present, with its own
+    buckets (see `mapping.py` for why they are not re-bucketed)."""
+
+    spec: MetricSpec
+    bases: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    """An info-style gauge whose labels carry the KV block size and block count
+    (`vllm:cache_config_info{block_size,num_gpu_blocks}`)."""
+
+    name: str
+    block_size_label: str
+    blocks_label: str
+
+
+@dataclass(frozen=True, slots=True)
+class PerGpu:
+    """A per-GPU counter (`vllm:estimated_flops_per_gpu_total`) that feeds an engine-wide
+    family once multiplied by the engine's GPUs (see `mapping.py`)."""
+
+    spec: MetricSpec
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineMap:
+    """Everything needed to turn one engine's exposition into catalog samples.
+
+    `prefix` identifies the engine for kind="auto". `model_labels` are the engine's labels
+    that name the served model, in preference order; with `configured_model_first` the
+    configured model wins over them. `replica_labels` name ranks whose series repeat one state
+    (kept once, see `Exposition.without_replicas`); other extra labels (vLLM's `engine` data
+    parallel rank, `finished_reason`, ...) are aggregated away.
+    """
+
+    kind: str
+    prefix: str
+    model_labels: tuple[str, ...]
+    rules: tuple[Rule, ...] = ()
+    histograms: tuple[HistRule, ...] = ()
+    cache_info: CacheInfo | None = None
+    per_gpu: tuple[PerGpu, ...] = ()
+    replica_labels: tuple[str, ...] = ()
+    configured_model_first: bool = False
+
+
+def _matches(labels: Mapping[str, str], match: tuple[tuple[str, str], ...]) -> bool:
+    return all(labels.get(key) == value for key, value in match)
