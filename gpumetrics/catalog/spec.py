@@ -78,6 +78,21 @@ OTEL_UNITS: dict[str, str] = {
     "": "1",
 }
 
+#: Units that are measures (dropped from OTel names); the others count things.
+BASE_UNITS = frozenset(
+    {
+        "bytes",
+        "seconds",
+        "joules",
+        "watts",
+        "celsius",
+        "hertz",
+        "ratio",
+        "bytes_per_second",
+        "flops_per_second",
+    }
+)
+
 _NAME = re.compile(r"^gpumetrics_[a-z][a-z0-9_]*[a-z0-9]$")
 _LABEL = re.compile(r"^[a-z][a-z0-9_]*$")
 _RESERVED_LABELS = frozenset({"le", "quantile", "instance", "job", "hostname"})
@@ -178,13 +193,14 @@ def metric(
     """Build an entry, taking the unit from the name and the OTel unit from the unit.
 
     Without an explicit `otel_name` the OTel name is the Prometheus base name with dots:
-    `gpumetrics_engine_kv_cache_usage_ratio` -> `gpumetrics.engine.kv_cache_usage_ratio`
-    with the unit suffix dropped (OTel carries units out of band).
+    `gpumetrics_engine_kv_cache_usage_ratio` -> `gpumetrics.engine.kv_cache_usage`. A base
+    unit suffix is dropped (OTel carries units out of band); a counted noun (tokens, blocks,
+    flops, ...) stays, since it says what is counted: `gpumetrics.engine.recomputed_tokens`.
     """
     unit = unit_of(name)
     if otel_name is None:
-        base = name.removesuffix("_total").removesuffix("_info")
-        if unit:
+        base = name.removesuffix("_total")
+        if unit in BASE_UNITS:
             base = base.removesuffix("_" + unit)
         prefix, _, rest = base.partition("_")
         area, _, leaf = rest.partition("_")
