@@ -19,6 +19,11 @@ PUBLIC = [
     "gpumetrics.export.prometheus",
     "gpumetrics.render",
     "gpumetrics.profile.roofline",
+    "gpumetrics.hooks",
+    "gpumetrics.testing",
+    "gpumetrics.pipeline",
+    "gpumetrics.export.text",
+    "gpumetrics.export.otel",
 ]
 
 

@@ -7,6 +7,7 @@ import click
 from .. import __version__
 from .render import render
 from .roofline import roofline
+from .serve import serve
 
 __all__ = ["cli", "main"]
 
@@ -19,6 +20,7 @@ def cli() -> None:
 
 cli.add_command(roofline)
 cli.add_command(render)
+cli.add_command(serve)
 
 
 def main() -> None:

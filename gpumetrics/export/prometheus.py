@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from .. import catalog
 from ..catalog import MetricSpec, MetricType
 from ..model import HistogramValue, Sample, Snapshot
+from .text import TextRenderer
 
 __all__ = ["PrometheusEndpoint", "SnapshotCollector", "families", "render_text"]
 
@@ -85,16 +86,23 @@ class SnapshotCollector(Collector):
 
 
 def render_text(snapshot: Snapshot, specs: Iterable[MetricSpec] = catalog.ALL) -> bytes:
-    """Classic Prometheus text exposition of one snapshot (what promtool lints)."""
+    """Classic Prometheus text exposition of one snapshot, by prometheus_client's encoder."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(lambda: snapshot, specs))
     return generate_latest(registry)
 
 
-class PrometheusEndpoint:
-    """A registry holding the snapshot collector, rendered per request's Accept header.
+_CLASSIC = "text/plain; version=0.0.4; charset=utf-8"
 
-    Pass your own `registry` to add process metrics or other collectors beside ours.
+
+class PrometheusEndpoint:
+    """Serves a snapshot provider's metrics.
+
+    The classic text format comes from the fast `TextRenderer` (cached series prefixes), and
+    is what every scrape gets unless its Accept header rules text/plain out; then
+    prometheus_client's encoder renders OpenMetrics from the same collector. A non-empty
+    `registry` of your own (process metrics, ...) is rendered by prometheus_client and
+    appended to the classic text.
     """
 
     def __init__(
@@ -103,10 +111,38 @@ class PrometheusEndpoint:
         specs: Iterable[MetricSpec] = catalog.ALL,
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
+        specs = tuple(specs)
+        self._provider = provider
+        self._text = TextRenderer(specs)
+        self._extra = registry
+        self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(provider, specs))
+        if registry is not None:
+            self.registry.register(_RegistryCollector(registry))
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
-        """(body, content type): classic text unless the scraper asks for OpenMetrics."""
+        """(body, content type) for a request's Accept header."""
+        if _wants_classic(accept):
+            body = self._text.render(self._provider())
+            if self._extra is not None:
+                body += generate_latest(self._extra)
+            return body, _CLASSIC
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+
+def _wants_classic(accept: str | None) -> bool:
+    """True unless the client accepts OpenMetrics and neither text/plain nor */*."""
+    if not accept or "openmetrics" not in accept:
+        return True
+    return "text/plain" in accept or "*/*" in accept
+
+
+class _RegistryCollector(Collector):
+    """Re-exposes another registry's metrics (for the OpenMetrics path)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._registry.collect())

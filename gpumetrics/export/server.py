@@ -79,6 +79,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client hanging up mid-request is routine; anything else is logged once."""
+        log.debug("connection from %s ended with an error", client_address, exc_info=True)
+
     def __init__(
         self, address: tuple[str, int], render_metrics: RenderMetrics, ready: Callable[[], bool]
     ) -> None:

@@ -1,0 +1,5 @@
+"""`python -m gpumetrics` runs the CLI."""
+
+from .cli import main
+
+main()
