@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "Check",
     "Collection",
     "HistogramValue",
     "Labels",
@@ -97,3 +98,15 @@ class Snapshot:
             samples.extend(part.samples)
             statuses.extend(part.statuses)
         return Snapshot(taken_at, tuple(samples), tuple(statuses))
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding of `gpumetrics doctor`: `status` is ok, warn (works, degraded), fail (does
+    not work) or skip (not present here); `hint` says what to do about it."""
+
+    area: str
+    name: str
+    status: str
+    detail: str
+    hint: str = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .doctor import doctor
 from .render import render
 from .roofline import roofline
 from .serve import serve
@@ -21,6 +22,7 @@ def cli() -> None:
 cli.add_command(roofline)
 cli.add_command(render)
 cli.add_command(serve)
+cli.add_command(doctor)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ __all__ = ["render"]
     help="Write nothing; exit 1 if a generated file differs from the catalog.",
 )
 def render(root: Path, check_only: bool) -> None:
-    """Regenerate METRICS.md (and later dashboards and rules) from the catalog."""
+    """Regenerate METRICS.md, dashboards/ and alerts/ (rules, runbooks) from the catalog."""
     if check_only:
         stale = check(root)
         if stale:

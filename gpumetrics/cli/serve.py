@@ -175,6 +175,8 @@ def serve(
         endpoint = PrometheusEndpoint(sampler.snapshot)
         server = MetricsServer(address, port, endpoint.render, lambda: sampler.ready)
     except GpumetricsError as exc:
+        for source in sources:  # stop what already started (e.g. the XID thread)
+            source.close()
         undo()
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()

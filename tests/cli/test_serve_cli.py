@@ -1,0 +1,49 @@
+"""`gpumetrics serve` start-up failures: clear messages and a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+import socket
+
+from click.testing import CliRunner
+
+from gpumetrics.cli import cli
+from gpumetrics.testing import FakeNvml, parse_fake_gpus
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            cli,
+            [
+                "serve",
+                "--fake-gpus",
+                "a100",
+                "--no-infiniband",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+        )
+    assert result.exit_code != 0
+    assert "already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_require_gpu_without_a_driver_exits() -> None:
+    with FakeNvml(parse_fake_gpus("a100"), library_missing=True):
+        result = CliRunner().invoke(
+            cli, ["serve", "--require-gpu", "--no-infiniband", "--port", "0"]
+        )
+    assert result.exit_code == 1
+    assert "--require-gpu" in result.stderr
+    assert "libnvidia-ml.so.1" in result.stderr
+
+
+def test_unknown_fake_profile_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--fake-gpus", "t4x2", "--port", "0"])
+    assert result.exit_code != 0
+    assert "unknown fake GPU spec" in result.stderr
