@@ -1,4 +1,5 @@
-"""Generated artifacts (METRICS.md; dashboards and rules later), all from the catalog."""
+"""Generated artifacts (METRICS.md, Grafana dashboards, Prometheus rules, runbooks), all from the
+catalog."""
 
 from .artifacts import ARTIFACTS, Artifact, check, write
 

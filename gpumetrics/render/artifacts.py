@@ -6,7 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .dashboards.provisioning import dashboard_files
 from .metrics_md import render_metrics_md
+from .rules import rule_files
+from .runbooks import runbook_files
 
 __all__ = ["ARTIFACTS", "Artifact", "check", "write"]
 
@@ -19,7 +22,12 @@ class Artifact:
     render: Callable[[], str]
 
 
-ARTIFACTS: tuple[Artifact, ...] = (Artifact("METRICS.md", render_metrics_md),)
+ARTIFACTS: tuple[Artifact, ...] = (
+    Artifact("METRICS.md", render_metrics_md),
+    *(Artifact(path, render) for path, render in dashboard_files()),
+    *(Artifact(path, render) for path, render in rule_files()),
+    *(Artifact(path, render) for path, render in runbook_files()),
+)
 
 
 def write(root: Path) -> list[str]:

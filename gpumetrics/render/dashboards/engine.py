@@ -1,0 +1,290 @@
+"""Inference engine: KV cache, prefix caching, recompute, batching and latency of engines."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import timeseries
+
+from ...catalog import MetricSpec
+from ...catalog import engine as e
+from ..rules import DEFAULT_CONFIG
+from ..rules import recording as r
+from ..rules.recording import help_of
+from .panels import Q, Row, Steps, build_dashboard, describe, timeseries_panel
+from .variables import ENGINE, datasource_variable, engine_variables, fleet_variables
+
+__all__ = ["ANSWERS", "TITLE", "engine_dashboard"]
+
+TITLE = "Inference engine"
+ANSWERS = (
+    "Is the KV cache the bottleneck, and what does that cost? KV usage and blocks, prefix-cache "
+    "hit and miss ratios, evictions, recomputed tokens and the FLOPs they waste, preemptions; "
+    "batch size and tokens per step against their limits; TTFT, inter-token latency and "
+    "request duration percentiles."
+)
+
+_C = DEFAULT_CONFIG
+_WHO = "{{engine}} on {{instance}}"
+_RATE = "$__rate_interval"
+
+
+def _rate(spec: MetricSpec) -> str:
+    return f"rate({spec.name}{{{ENGINE}}}[{_RATE}])"
+
+
+def _sel(name: str) -> str:
+    return f"{name}{{{ENGINE}}}"
+
+
+def _kv() -> Row:
+    blocks: tuple[tuple[str, MetricSpec], ...] = (
+        ("used", e.KV_USED_BLOCKS),
+        ("evictable", e.KV_EVICTABLE_BLOCKS),
+        ("capacity", e.KV_CAPACITY_BLOCKS),
+    )
+    return Row(
+        "KV cache",
+        [
+            timeseries_panel(
+                "KV-cache usage",
+                describe(e.KV_USAGE),
+                "percentunit",
+                [Q(_sel(e.KV_USAGE.name), _WHO)],
+                steps=((None, "green"), (0.8, "orange"), (_C.kv_saturation, "red")),
+                show_thresholds=True,
+                min_value=0.0,
+                max_value=1.0,
+            ),
+            timeseries_panel(
+                "KV-cache blocks",
+                " ".join(describe(spec) for _, spec in blocks),
+                "short",
+                [Q(_sel(spec.name), f"{what} {_WHO}") for what, spec in blocks],
+                axis_label="blocks",
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Prefix-cache hit and miss ratio",
+                f"{help_of(r.KV_HIT_RATIO['5m'])} {help_of(r.KV_MISS_RATIO['5m'])} "
+                f"{help_of(r.KV_MISS_RATIO_1H)} The dashed line is the miss-spike alert's floor.",
+                "percentunit",
+                [
+                    Q(_sel(r.KV_HIT_RATIO["5m"]), f"hit {_WHO}"),
+                    Q(_sel(r.KV_MISS_RATIO["5m"]), f"miss {_WHO}"),
+                    Q(_sel(r.KV_MISS_RATIO["1m"]), f"miss 1m {_WHO}"),
+                    Q(_sel(r.KV_MISS_RATIO_1H), f"miss 1h baseline {_WHO}"),
+                ],
+                steps=((None, "green"), (_C.miss_spike_floor, "orange")),
+                show_thresholds=True,
+                min_value=0.0,
+                max_value=1.0,
+            ),
+            timeseries_panel(
+                "Prefix-cache lookups",
+                f"{describe(e.PREFIX_QUERIED)} {describe(e.PREFIX_HIT)} Below the dashed line "
+                "the miss-spike alert stays silent (idle engine).",
+                "short",
+                [
+                    Q(_rate(e.PREFIX_QUERIED), f"queried {_WHO}"),
+                    Q(_rate(e.PREFIX_HIT), f"hit {_WHO}"),
+                ],
+                steps=((None, "orange"), (_C.miss_spike_min_tokens_per_second, "green")),
+                show_thresholds=True,
+                axis_label="tokens/s",
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Evicted blocks",
+                describe(e.KV_EVICTED_BLOCKS),
+                "short",
+                [Q(_rate(e.KV_EVICTED_BLOCKS), _WHO)],
+                axis_label="blocks/s",
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Preemptions",
+                describe(e.PREEMPTIONS),
+                "short",
+                [Q(_rate(e.PREEMPTIONS), _WHO)],
+                steps=((None, "green"), (0.1, "orange"), (1.0, "red")),
+                show_thresholds=True,
+                axis_label="preemptions/s",
+                min_value=0.0,
+            ),
+        ],
+    )
+
+
+def _recompute() -> Row:
+    share = r.RECOMPUTE_FLOPS_SHARE
+    return Row(
+        "Recompute: the cost of misses",
+        [
+            timeseries_panel(
+                "Recomputed prompt tokens",
+                describe(e.RECOMPUTED_TOKENS),
+                "short",
+                [Q(_rate(e.RECOMPUTED_TOKENS), _WHO)],
+                axis_label="tokens/s",
+                min_value=0.0,
+                width=8,
+            ),
+            timeseries_panel(
+                "FLOPs wasted on recompute",
+                describe(e.RECOMPUTED_FLOPS),
+                "flops",
+                [Q(_rate(e.RECOMPUTED_FLOPS), _WHO)],
+                min_value=0.0,
+                width=8,
+            ),
+            timeseries_panel(
+                "Share of FLOPs recomputing",
+                f"{help_of(share['5m'])} The KVRecomputeWastingFlops alert fires above "
+                f"{_C.recompute_flops_share:g}.",
+                "percentunit",
+                [Q(_sel(share["5m"]), f"5m {_WHO}"), Q(_sel(share["1m"]), f"1m {_WHO}")],
+                steps=((None, "green"), (0.1, "orange"), (_C.recompute_flops_share, "red")),
+                show_thresholds=True,
+                min_value=0.0,
+                width=8,
+            ),
+        ],
+    )
+
+
+def _batching() -> Row:
+    occupancy_steps = (
+        (None, "blue"),
+        (_C.underfilled_occupancy, "green"),
+        (_C.capacity_threshold, "orange"),
+    )
+    return Row(
+        "Batching",
+        [
+            timeseries_panel(
+                "Sequences per step vs limit",
+                f"{help_of(r.MEAN_BATCH_SIZE['5m'])} {describe(e.RUNNING_SEQUENCES)} "
+                f"{describe(e.MAX_BATCH_SEQUENCES)}",
+                "short",
+                [
+                    Q(_sel(r.MEAN_BATCH_SIZE["5m"]), f"mean batch {_WHO}"),
+                    Q(_sel(e.RUNNING_SEQUENCES.name), f"running {_WHO}"),
+                    Q(_sel(e.MAX_BATCH_SEQUENCES.name), f"limit {_WHO}"),
+                ],
+                axis_label="sequences",
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Tokens per step vs limit",
+                f"{help_of(r.MEAN_STEP_TOKENS['5m'])} {describe(e.MAX_BATCH_TOKENS)}",
+                "short",
+                [
+                    Q(_sel(r.MEAN_STEP_TOKENS["5m"]), f"mean tokens {_WHO}"),
+                    Q(_sel(e.MAX_BATCH_TOKENS.name), f"limit {_WHO}"),
+                ],
+                axis_label="tokens",
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Batch occupancy",
+                f"{help_of(r.BATCH_OCCUPANCY_SEQUENCES['5m'])} "
+                f"{help_of(r.BATCH_OCCUPANCY_TOKENS['5m'])} Below "
+                f"{_C.underfilled_occupancy:g} with requests queued, "
+                "BatchUnderfilledWhileQueueing fires.",
+                "percentunit",
+                [
+                    Q(_sel(r.BATCH_OCCUPANCY_SEQUENCES["5m"]), f"sequences {_WHO}"),
+                    Q(_sel(r.BATCH_OCCUPANCY_TOKENS["5m"]), f"tokens {_WHO}"),
+                ],
+                steps=occupancy_steps,
+                show_thresholds=True,
+                min_value=0.0,
+                max_value=1.0,
+            ),
+            timeseries_panel(
+                "Queue",
+                f"{describe(e.WAITING_REQUESTS)} {describe(e.RUNNING_SEQUENCES)}",
+                "short",
+                [
+                    Q(_sel(e.WAITING_REQUESTS.name), f"waiting {_WHO}"),
+                    Q(_sel(e.RUNNING_SEQUENCES.name), f"running {_WHO}"),
+                ],
+                steps=((None, "green"), (1, "orange")),
+                axis_label="requests",
+                min_value=0.0,
+            ),
+        ],
+    )
+
+
+def _quantiles(title: str, spec: MetricSpec, steps: Steps) -> timeseries.Panel:
+    buckets = (
+        f"sum by (le, instance, engine, model) (rate({spec.name}_bucket{{{ENGINE}}}[{_RATE}]))"
+    )
+    return timeseries_panel(
+        title,
+        describe(spec, "p50, p90 and p99 from the histogram buckets."),
+        "s",
+        [
+            Q(f"histogram_quantile({q}, {buckets})", f"p{round(q * 100)} {_WHO}")
+            for q in (0.5, 0.9, 0.99)
+        ],
+        steps=steps,
+        show_thresholds=True,
+        min_value=0.0,
+        width=8,
+    )
+
+
+def _latency() -> Row:
+    return Row(
+        "Latency",
+        [
+            _quantiles(
+                "Time to first token", e.TTFT, ((None, "green"), (1.0, "orange"), (5.0, "red"))
+            ),
+            _quantiles(
+                "Inter-token latency", e.ITL, ((None, "green"), (0.05, "orange"), (0.1, "red"))
+            ),
+            _quantiles(
+                "Request duration", e.E2E, ((None, "green"), (30.0, "orange"), (120.0, "red"))
+            ),
+        ],
+    )
+
+
+def _throughput() -> Row:
+    return Row(
+        "Throughput",
+        [
+            timeseries_panel(
+                "Tokens per second",
+                f"{describe(e.PROMPT_TOKENS)} {describe(e.GENERATED_TOKENS)}",
+                "short",
+                [
+                    Q(_rate(e.PROMPT_TOKENS), f"prompt {_WHO}"),
+                    Q(_rate(e.GENERATED_TOKENS), f"generated {_WHO}"),
+                ],
+                axis_label="tokens/s",
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Share of time in steps",
+                describe(e.STEP_BUSY),
+                "percentunit",
+                [Q(_rate(e.STEP_BUSY), _WHO)],
+                steps=((None, "blue"), (0.5, "green"), (0.95, "orange")),
+                min_value=0.0,
+                max_value=1.0,
+            ),
+        ],
+    )
+
+
+def engine_dashboard() -> db.Dashboard:
+    return build_dashboard(
+        TITLE,
+        ANSWERS,
+        [datasource_variable(), *fleet_variables(), *engine_variables()],
+        [_kv(), _recompute(), _batching(), _latency(), _throughput()],
+    )

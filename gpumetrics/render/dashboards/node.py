@@ -1,0 +1,302 @@
+"""GPU node: memory, power and energy, clocks and throttling, temperatures, PCIe, NVLink,
+InfiniBand and hardware errors of one or more nodes."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import timeseries
+
+from ...catalog import MetricSpec
+from ...catalog import gpu as g
+from ...catalog import network as n
+from ..rules import DEFAULT_CONFIG
+from .panels import Q, Row, build_dashboard, describe, stat_panel, timeseries_panel
+from .variables import GPU, NODE, datasource_variable, fleet_variables, gpu_variables
+
+__all__ = ["ANSWERS", "TITLE", "node_dashboard"]
+
+TITLE = "GPU node"
+ANSWERS = (
+    "Is the hardware healthy and what holds it back? Memory, power and energy, clocks and "
+    "throttle reasons, temperatures, PCIe, NVLink per link, InfiniBand/RoCE per port, and ECC, "
+    "XID, NVLink and row-remapping errors."
+)
+
+_GPU_WHO = "GPU {{gpu}} on {{instance}}"
+_PORT_WHO = "{{ib_device}}/{{port}} on {{instance}}"
+_RATE = "$__rate_interval"
+_BAD = ((None, "green"), (1, "red"))
+_NOT_IDLE = f'{GPU}, reason!="gpu_idle"'
+
+
+def _s(spec: MetricSpec, matchers: str = GPU) -> str:
+    return f"{spec.name}{{{matchers}}}"
+
+
+def _rate(spec: MetricSpec, matchers: str = GPU) -> str:
+    return f"rate({_s(spec, matchers)}[{_RATE}])"
+
+
+def _increase(spec: MetricSpec, window: str = _RATE, matchers: str = GPU) -> str:
+    return f"increase({_s(spec, matchers)}[{window}])"
+
+
+def _overview() -> Row:
+    return Row(
+        "Overview",
+        [
+            stat_panel(
+                "GPUs lost",
+                describe(g.GPU_UP, "Counts GPUs reading 0 (GPULost alert)."),
+                "none",
+                [Q(f"count({_s(g.GPU_UP)} == 0) or vector(0)", "lost")],
+                steps=_BAD,
+            ),
+            stat_panel(
+                "XID errors in range",
+                describe(g.GPU_XID_ERRORS, "Summed over the dashboard's time range."),
+                "none",
+                [Q(f"sum({_increase(g.GPU_XID_ERRORS, '$__range')}) or vector(0)", "XIDs")],
+                steps=((None, "green"), (1, "orange")),
+            ),
+            stat_panel(
+                "NVLink links down",
+                describe(g.NVLINK_LINK_UP, "Counts links reading 0."),
+                "none",
+                [Q(f"count({_s(g.NVLINK_LINK_UP)} == 0) or vector(0)", "down")],
+                steps=_BAD,
+            ),
+            stat_panel(
+                "Energy in range",
+                describe(g.GPU_ENERGY, "Summed over the selected GPUs and time range."),
+                "joule",
+                [Q(f"sum({_increase(g.GPU_ENERGY, '$__range')})", "energy")],
+            ),
+        ],
+    )
+
+
+def _memory_power() -> Row:
+    return Row(
+        "Memory, power and energy",
+        [
+            timeseries_panel(
+                "Framebuffer memory",
+                " ".join(
+                    describe(spec)
+                    for spec in (g.GPU_MEMORY_USED, g.GPU_MEMORY_RESERVED, g.GPU_MEMORY_TOTAL)
+                ),
+                "bytes",
+                [
+                    Q(_s(g.GPU_MEMORY_USED), f"used {_GPU_WHO}"),
+                    Q(_s(g.GPU_MEMORY_RESERVED), f"reserved {_GPU_WHO}"),
+                    Q(_s(g.GPU_MEMORY_TOTAL), f"total {_GPU_WHO}"),
+                ],
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Memory by process",
+                describe(g.GPU_PROCESS_MEMORY),
+                "bytes",
+                [Q(_s(g.GPU_PROCESS_MEMORY), "{{process_name}} ({{pid}}) " + _GPU_WHO)],
+                stacked=True,
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Power draw vs limit",
+                f"{describe(g.GPU_POWER)} {describe(g.GPU_POWER_LIMIT)}",
+                "watt",
+                [
+                    Q(_s(g.GPU_POWER), f"draw {_GPU_WHO}"),
+                    Q(_s(g.GPU_POWER_LIMIT), f"limit {_GPU_WHO}"),
+                ],
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Average power from energy",
+                describe(g.GPU_ENERGY, "rate() over the panel interval: average watts."),
+                "watt",
+                [Q(_rate(g.GPU_ENERGY), _GPU_WHO)],
+                min_value=0.0,
+            ),
+        ],
+    )
+
+
+def _clocks() -> Row:
+    return Row(
+        "Clocks, throttling and temperature",
+        [
+            timeseries_panel(
+                "Clocks vs maximum",
+                f"{describe(g.GPU_CLOCK)} {describe(g.GPU_CLOCK_MAX)}",
+                "hertz",
+                [
+                    Q(_s(g.GPU_CLOCK), "{{clock}} " + _GPU_WHO),
+                    Q(_s(g.GPU_CLOCK_MAX), "max {{clock}} " + _GPU_WHO),
+                ],
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "Temperatures",
+                describe(g.GPU_TEMPERATURE),
+                "celsius",
+                [Q(_s(g.GPU_TEMPERATURE), "{{sensor}} " + _GPU_WHO)],
+                steps=((None, "green"), (80.0, "orange"), (90.0, "red")),
+                show_thresholds=True,
+            ),
+            timeseries_panel(
+                "Throttle reasons active",
+                describe(g.GPU_THROTTLE_ACTIVE, "gpu_idle is left out; only active reasons show."),
+                "none",
+                [Q(f"{_s(g.GPU_THROTTLE_ACTIVE, _NOT_IDLE)} > 0", "{{reason}} " + _GPU_WHO)],
+                steps=_BAD,
+                min_value=0.0,
+                max_value=1.0,
+            ),
+            timeseries_panel(
+                "Share of time throttled by reason",
+                describe(g.GPU_THROTTLE_TIME, "rate(): seconds throttled per second."),
+                "percentunit",
+                [Q(_rate(g.GPU_THROTTLE_TIME), "{{reason}} " + _GPU_WHO)],
+                steps=((None, "green"), (DEFAULT_CONFIG.throttle_share, "orange")),
+                show_thresholds=True,
+                min_value=0.0,
+            ),
+        ],
+    )
+
+
+def _interconnect() -> Row:
+    return Row(
+        "PCIe and NVLink",
+        [
+            timeseries_panel(
+                "PCIe throughput",
+                describe(g.GPU_PCIE_BYTES),
+                "Bps",
+                [Q(_rate(g.GPU_PCIE_BYTES), "{{direction}} " + _GPU_WHO)],
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "PCIe replays",
+                describe(g.GPU_PCIE_REPLAYS),
+                "short",
+                [Q(_rate(g.GPU_PCIE_REPLAYS), _GPU_WHO)],
+                steps=((None, "green"), (0.1, "orange")),
+                axis_label="replays/s",
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "NVLink throughput per link",
+                describe(g.NVLINK_DATA_BYTES),
+                "Bps",
+                [Q(_rate(g.NVLINK_DATA_BYTES), "link {{link}} {{direction}} " + _GPU_WHO)],
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "NVLink errors per link",
+                describe(g.NVLINK_LINK_ERRORS),
+                "short",
+                [Q(_increase(g.NVLINK_LINK_ERRORS), "link {{link}} {{error}} " + _GPU_WHO)],
+                steps=_BAD,
+                axis_label="errors",
+                min_value=0.0,
+            ),
+        ],
+    )
+
+
+def _infiniband() -> Row:
+    return Row(
+        "InfiniBand / RoCE",
+        [
+            timeseries_panel(
+                "Throughput per port",
+                f"{describe(n.IB_DATA_BYTES)} {describe(n.IB_RATE)}",
+                "Bps",
+                [
+                    Q(_rate(n.IB_DATA_BYTES, NODE), "{{direction}} " + _PORT_WHO),
+                    Q(_s(n.IB_RATE, NODE), "line rate " + _PORT_WHO),
+                ],
+                min_value=0.0,
+                width=8,
+            ),
+            timeseries_panel(
+                "Congestion",
+                f"{describe(n.IB_XMIT_WAIT)} {describe(n.IB_CONGESTION)}",
+                "short",
+                [
+                    Q(_rate(n.IB_XMIT_WAIT, NODE), "xmit wait " + _PORT_WHO),
+                    Q(_rate(n.IB_CONGESTION, NODE), "{{event}} " + _PORT_WHO),
+                ],
+                axis_label="per second",
+                min_value=0.0,
+                width=8,
+            ),
+            timeseries_panel(
+                "Port errors",
+                describe(n.IB_ERRORS),
+                "short",
+                [Q(_increase(n.IB_ERRORS, matchers=NODE), "{{error}} " + _PORT_WHO)],
+                steps=_BAD,
+                axis_label="errors",
+                min_value=0.0,
+                width=8,
+            ),
+        ],
+    )
+
+
+def _errors() -> Row:
+    def errors(title: str, spec: MetricSpec, legend: str, matchers: str = GPU) -> timeseries.Panel:
+        return timeseries_panel(
+            title,
+            describe(spec, "Increase per panel interval."),
+            "short",
+            [Q(_increase(spec, matchers=matchers), legend + " " + _GPU_WHO)],
+            steps=_BAD,
+            axis_label="errors",
+            min_value=0.0,
+            width=6,
+        )
+
+    return Row(
+        "Hardware errors",
+        [
+            errors(
+                "ECC errors (volatile)", g.GPU_ECC_ERRORS, "{{type}}", f'{GPU}, scope="volatile"'
+            ),
+            errors("XID errors", g.GPU_XID_ERRORS, "XID {{xid}}"),
+            errors("NVLink errors", g.NVLINK_ERRORS, "{{error}}"),
+            timeseries_panel(
+                "Row remapping",
+                " ".join(
+                    describe(spec)
+                    for spec in (
+                        g.GPU_REMAPPED_ROWS,
+                        g.GPU_ROW_REMAP_PENDING,
+                        g.GPU_ROW_REMAP_FAILED,
+                    )
+                ),
+                "short",
+                [
+                    Q(_s(g.GPU_REMAPPED_ROWS), "remapped {{cause}} " + _GPU_WHO),
+                    Q(_s(g.GPU_ROW_REMAP_PENDING), "pending " + _GPU_WHO),
+                    Q(_s(g.GPU_ROW_REMAP_FAILED), "failed " + _GPU_WHO),
+                ],
+                steps=_BAD,
+                min_value=0.0,
+                width=6,
+            ),
+        ],
+    )
+
+
+def node_dashboard() -> db.Dashboard:
+    return build_dashboard(
+        TITLE,
+        ANSWERS,
+        [datasource_variable(), *fleet_variables(), *gpu_variables()],
+        [_overview(), _memory_power(), _clocks(), _interconnect(), _infiniband(), _errors()],
+    )

@@ -1,0 +1,50 @@
+"""Generated files: committed copies match the generator, and `render --check` covers them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from gpumetrics.cli import cli
+from gpumetrics.render import ARTIFACTS, check, write
+from gpumetrics.render.rules import all_alerts
+
+
+def test_committed_files_match_the_generator(repo_root: Path) -> None:
+    assert check(repo_root) == []
+
+
+def test_artifacts_cover_dashboards_rules_and_runbooks(repo_root: Path) -> None:
+    paths = {a.path for a in ARTIFACTS}
+    on_disk = {
+        p.relative_to(repo_root).as_posix()
+        for pattern in ("dashboards/**/*", "alerts/*", "docs/runbooks/*")
+        for p in repo_root.glob(pattern)
+        if p.is_file()
+    }
+    assert on_disk <= paths
+    assert not any(p.startswith("alerts/tests/") for p in paths), "unit tests are hand-written"
+    assert {f"docs/runbooks/{a.name}.md" for a in all_alerts()} <= paths
+    assert len(paths) == len(ARTIFACTS)
+
+
+def test_rendering_is_deterministic() -> None:
+    for artifact in ARTIFACTS:
+        first = artifact.render()
+        assert first == artifact.render(), artifact.path
+        assert first.endswith("\n"), artifact.path
+
+
+def test_check_reports_a_hand_edited_dashboard(tmp_path: Path) -> None:
+    write(tmp_path)
+    assert check(tmp_path) == []
+    board = tmp_path / "dashboards" / "efficiency.json"
+    board.write_text(board.read_text().replace('"MFU"', '"MFU (edited)"'))
+    (tmp_path / "alerts" / "gpumetrics-alerts.yml").unlink()
+    assert check(tmp_path) == ["dashboards/efficiency.json", "alerts/gpumetrics-alerts.yml"]
+
+
+def test_cli_render_check_passes_on_the_repository(repo_root: Path) -> None:
+    result = CliRunner().invoke(cli, ["render", "--check", "--root", str(repo_root)])
+    assert result.exit_code == 0, result.output
