@@ -21,8 +21,8 @@ demo: setup
 	$(BIN)/gpumetrics roofline --model llama-3-8b --gpu h200 --batch 1,8,64,256,1024 --context 512,4096,32768
 
 lint: setup
-	$(BIN)/ruff check gpumetrics tests
-	$(BIN)/ruff format --check gpumetrics tests
+	$(BIN)/ruff check gpumetrics tests benchmarks examples
+	$(BIN)/ruff format --check gpumetrics tests benchmarks examples
 	$(BIN)/mypy
 	$(BIN)/gpumetrics render --check
 
