@@ -13,7 +13,9 @@ from .serve import serve
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "GPUMETRICS"}
+)
 @click.version_option(__version__, prog_name="gpumetrics")
 def cli() -> None:
     """GPU metrics for LLM inference that say whether the GPU does useful work."""

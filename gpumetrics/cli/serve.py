@@ -1,79 +1,66 @@
 """`gpumetrics serve`: the node sidecar. Samples sources in the background and serves
-/metrics (Prometheus), /health and /ready."""
+/metrics (Prometheus), /health and /ready; optionally pushes OTLP.
+
+Settings come from, highest first: flags, environment variables (GPUMETRICS_SERVE_<OPTION>),
+the --config TOML file, defaults (docs/configuration.md).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
-import time
-from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ..errors import GpumetricsError, UnavailableError
+from .. import catalog
+from ..config import (
+    FileConfig,
+    load_config,
+    load_web_config,
+    parse_engine_flag,
+    select_specs,
+)
+from ..errors import GpumetricsError
+from ..export.otel import OtelExporter
 from ..export.prometheus import PrometheusEndpoint
 from ..export.server import MetricsServer
-from ..model import Collection
 from ..pipeline import Sampler
-from ..sources import Source
 from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
-from ..sources.infiniband import InfinibandSource
-from ..sources.nvml import NvmlSource
-from ..testing import FakeNvml, parse_fake_gpus
-from ..testing.fabric import FakeFabricSource
 from ..testing.workloads import WORKLOADS
-from .options import resolve_gpu
+from ._build import build_sources
 
 __all__ = ["serve"]
 
 log = logging.getLogger("gpumetrics.serve")
 
 
-class _Unavailable:
-    """Stands in for a source that could not start, so that `gpumetrics_source_up` says so
-    (0, with the error code counted) instead of the source silently missing."""
-
-    def __init__(self, name: str, error: UnavailableError) -> None:
-        self._name, self._error = name, error
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def collect(self, now: float) -> Collection:
-        raise self._error
-
-    def close(self) -> None:
-        pass
-
-
-def _nvml_source(
-    fake_gpus: str | None,
-    workload: str,
-    require_gpu: bool,
-    gpm: bool,
-    processes: bool,
-    gpu_spec: str | None,
-) -> tuple[Source, Callable[[], None]]:
-    """The NVML source (real or fake) and how to undo a fake install."""
-    undo: Callable[[], None] = lambda: None  # noqa: E731
-    if fake_gpus is not None:
-        fake = FakeNvml(parse_fake_gpus(fake_gpus), workload=WORKLOADS[workload]).install()
-        undo = fake.uninstall
-    spec = resolve_gpu(gpu_spec, None, "bf16", None, None, None) if gpu_spec else None
+def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Path | None:
+    """Eager: read --config first so its values become the defaults of the other options."""
+    if value is None:
+        return None
     try:
-        return NvmlSource(gpu_spec=spec, gpm=gpm, processes=processes), undo
-    except UnavailableError as exc:
-        if require_gpu:
-            undo()
-            raise click.ClickException(f"{exc} (--require-gpu is set)") from None
-        log.warning("%s; serving without GPU metrics", exc)
-        return _Unavailable("nvml", exc), undo
+        loaded = load_config(value)
+    except GpumetricsError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param_hint="--config") from None
+    ctx.default_map = {**(ctx.default_map or {}), **loaded.options}
+    ctx.meta["gpumetrics.config"] = loaded
+    return value
 
 
 @click.command()
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    callback=_load_file,
+    is_eager=True,
+    expose_value=False,
+    help="TOML config file (docs/configuration.md); flags and env vars override it.",
+)
 @click.option("--address", default="0.0.0.0", show_default=True, help="Listen address.")
 @click.option("--port", type=click.IntRange(0, 65535), default=9835, show_default=True)
 @click.option(
@@ -100,6 +87,13 @@ def _nvml_source(
     show_default=True,
     help="What the fake GPUs do: cycling phases, or one steady memory-bound decode phase.",
 )
+@click.option(
+    "--fake-ib",
+    type=click.IntRange(min=1),
+    metavar="PORTS",
+    help="Demo mode: a fake InfiniBand fabric of PORTS NDR ports with steady traffic "
+    "(20 GB/s tx, 18 GB/s rx each).",
+)
 @click.option("--nvml/--no-nvml", default=True, show_default=True, help="GPU metrics via NVML.")
 @click.option(
     "--gpm/--no-gpm",
@@ -116,16 +110,43 @@ def _nvml_source(
 )
 @click.option("--ib-root", type=click.Path(path_type=Path), default=IB_ROOT, show_default=True)
 @click.option(
-    "--fake-ib",
-    type=click.IntRange(min=1),
-    metavar="PORTS",
-    help="Demo mode: a fake InfiniBand fabric of PORTS NDR ports with steady traffic "
-    "(20 GB/s tx, 18 GB/s rx each).",
+    "--gpu-spec", help="Override the spec-table peaks for every GPU (a table key or NVML name)."
 )
 @click.option(
-    "--gpu-spec",
-    "gpu_spec",
-    help="Override the spec-table peaks for every GPU (a table key or NVML name).",
+    "--engine",
+    "engine_flags",
+    multiple=True,
+    metavar="NAME=URL[,kind=K,model=M,gpus=0+1]",
+    help="An engine /metrics to scrape (repeat; replaces the config file's engines).",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Export only metrics matching (repeat; default all).",
+)
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Do not export these metrics.")
+@click.option(
+    "--web-config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Prometheus-style web config (YAML): TLS, client certificates, basic auth.",
+)
+@click.option(
+    "--otlp-endpoint",
+    metavar="URL",
+    help="Also push OTLP/HTTP metrics here (base URL; /v1/metrics is appended).",
+)
+@click.option(
+    "--otlp-interval",
+    type=click.FloatRange(1, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds between OTLP exports.",
+)
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the effective settings as JSON and exit (shows what won).",
 )
 @click.option(
     "--log-level",
@@ -133,47 +154,67 @@ def _nvml_source(
     default="info",
     show_default=True,
 )
-def serve(
-    address: str,
-    port: int,
-    interval: float,
-    require_gpu: bool,
-    fake_gpus: str | None,
-    fake_workload: str,
-    nvml: bool,
-    gpm: bool,
-    process_memory: bool,
-    infiniband: bool,
-    ib_root: Path,
-    fake_ib: int | None,
-    gpu_spec: str | None,
-    log_level: str,
-) -> None:
-    """Export GPU, interconnect and engine metrics for Prometheus.
+@click.pass_context
+def serve(ctx: click.Context, /, **settings: Any) -> None:
+    """Export GPU, interconnect and engine metrics for Prometheus (and OTLP).
 
     Hardware is sampled in the background; a scrape only renders the latest snapshot.
     """
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    sources: list[Source] = []
-    undo: Callable[[], None] = lambda: None  # noqa: E731
+    file: FileConfig = ctx.meta.get("gpumetrics.config", FileConfig())
     try:
-        if nvml:
-            source, undo = _nvml_source(
-                fake_gpus, fake_workload, require_gpu, gpm, process_memory, gpu_spec
+        engines = tuple(parse_engine_flag(e) for e in settings["engine_flags"]) or file.engines
+        specs = select_specs(
+            catalog.ALL,
+            tuple(settings["include"]) or file.include,
+            tuple(settings["exclude"]) or file.exclude,
+        )
+        web = load_web_config(settings["web_config"]) if settings["web_config"] else None
+    except GpumetricsError as exc:
+        raise click.UsageError(str(exc)) from None
+    if settings["print_config"]:
+        shown = {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in settings.items()
+            if k not in ("engine_flags", "print_config")
+        }
+        shown["include"] = tuple(settings["include"]) or file.include
+        shown["exclude"] = tuple(settings["exclude"]) or file.exclude
+        shown["engines"] = [asdict(e) for e in engines]
+        shown["metrics"] = len(specs)
+        click.echo(json.dumps(shown, indent=2, default=str))
+        return
+    logging.basicConfig(
+        level=str(settings["log_level"]).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    _run(settings, engines, specs, web, file.otlp_headers)
+
+
+def _run(
+    settings: dict[str, Any],
+    engines: tuple[Any, ...],
+    specs: tuple[Any, ...],
+    web: Any,
+    otlp_headers: dict[str, str] | Any,
+) -> None:
+    sources, undo = build_sources(settings, engines)
+    try:
+        sampler = Sampler(sources, interval=float(settings["interval"]))
+        endpoint = PrometheusEndpoint(sampler.snapshot, specs)
+        server = MetricsServer(
+            settings["address"], settings["port"], endpoint.render, lambda: sampler.ready, web
+        )
+        otel = (
+            OtelExporter(
+                sampler.snapshot,
+                settings["otlp_endpoint"],
+                interval_s=float(settings["otlp_interval"]),
+                headers=dict(otlp_headers),
+                specs=specs,
             )
-            sources.append(source)
-        if infiniband and fake_ib:
-            sources.append(FakeFabricSource(fake_ib, epoch=time.time()))
-        elif infiniband:
-            if ib_root.is_dir():
-                sources.append(InfinibandSource(ib_root))
-            else:
-                log.info("no InfiniBand sysfs at %s; IB metrics off", ib_root)
-        sampler = Sampler(sources, interval=interval)
-        endpoint = PrometheusEndpoint(sampler.snapshot)
-        server = MetricsServer(address, port, endpoint.render, lambda: sampler.ready)
+            if settings["otlp_endpoint"]
+            else None
+        )
     except GpumetricsError as exc:
         for source in sources:  # stop what already started (e.g. the XID thread)
             source.close()
@@ -184,14 +225,19 @@ def serve(
         signal.signal(signum, lambda *_: stop.set())
     sampler.start()
     server.start()
+    if otel is not None:
+        otel.start()
     log.info(
-        "serving on http://%s:%d/metrics (sources: %s)",
-        address,
+        "serving on %s://%s:%d/metrics (sources: %s)",
+        "https" if web is not None and web.tls else "http",
+        settings["address"],
         server.port,
         ", ".join(s.name for s in sources) or "none",
     )
     stop.wait()
     log.info("stopping")
     server.stop()
+    if otel is not None and not otel.shutdown():  # flushes one last export
+        log.warning("final OTLP export did not complete")
     sampler.stop()
     undo()

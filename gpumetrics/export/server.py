@@ -1,19 +1,31 @@
-"""The exporter's HTTP endpoint: /metrics, /health, /ready. Standard library only.
+"""The exporter's HTTP endpoint: /metrics, /health, /ready, with optional TLS, client
+certificates and basic auth configured like Prometheus' `--web.config.file`.
 
 Each request is served on its own thread; /metrics only renders the cached snapshot, so a
 slow source never slows a scrape. An exception while rendering becomes a 500 with a short
-message and a log line, never a dropped connection.
+message and a log line, never a dropped connection. The TLS handshake happens on the
+request's thread, so a slow client cannot stall the accept loop. /health and /ready answer
+without credentials (for liveness and readiness probes; they reveal only "ok"/"ready").
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
+import hashlib
+import hmac
 import logging
+import socket
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ..errors import GpumetricsError
+import bcrypt
+
+from ..config import WebConfig
+from ..errors import ConfigError, GpumetricsError
 
 __all__ = ["MetricsServer", "PortInUseError", "RenderMetrics"]
 
@@ -39,6 +51,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if path not in ("/health", "/ready") and not self.server.authorized(
+            self.headers.get("Authorization")
+        ):
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="gpumetrics"')
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            body = b"unauthorized\n"
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if path == "/metrics":
             try:
                 body, content_type = self.server.render_metrics(self.headers.get("Accept"))
@@ -84,11 +107,70 @@ class _Server(ThreadingHTTPServer):
         log.debug("connection from %s ended with an error", client_address, exc_info=True)
 
     def __init__(
-        self, address: tuple[str, int], render_metrics: RenderMetrics, ready: Callable[[], bool]
+        self,
+        address: tuple[str, int],
+        render_metrics: RenderMetrics,
+        ready: Callable[[], bool],
+        web: WebConfig,
     ) -> None:
         self.render_metrics = render_metrics
         self.ready = ready
+        self._users = {u: h.encode() for u, h in web.basic_auth_users.items()}
+        self._verified: dict[str, bytes] = {}  # user -> SHA-256 of a password bcrypt accepted
+        self._tls = _tls_context(web) if web.tls else None
         super().__init__(address, _Handler)
+
+    def authorized(self, header: str | None) -> bool:
+        """Basic auth against bcrypt hashes. A verified password is remembered by its SHA-256,
+        so bcrypt's deliberate slowness is paid once per password, not on every scrape."""
+        if not self._users:
+            return True
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, _, password = decoded.partition(":")
+        hashed = self._users.get(user)
+        if hashed is None:
+            return False
+        digest = hashlib.sha256(password.encode()).digest()
+        known = self._verified.get(user)
+        if known is not None and hmac.compare_digest(known, digest):
+            return True
+        if bcrypt.checkpw(password.encode(), hashed):
+            self._verified[user] = digest
+            return True
+        return False
+
+    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        """Wrap the connection in TLS on the request's own thread, then serve it."""
+        if self._tls is not None:
+            request.settimeout(10.0)
+            try:
+                request = self._tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                log.debug("TLS handshake with %s failed: %s", client_address, exc)
+                return
+        super().finish_request(request, client_address)
+
+
+def _tls_context(web: WebConfig) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(web.cert_file), str(web.key_file))
+        if web.client_ca_file is not None:
+            context.load_verify_locations(str(web.client_ca_file))
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError("tls_server_config", f"cannot load certificate or key: {exc}") from exc
+    context.verify_mode = {
+        "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+        "RequireAnyClientCert": ssl.CERT_REQUIRED,
+        "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+    }.get(web.client_auth_type, ssl.CERT_NONE)
+    return context
 
 
 class MetricsServer:
@@ -100,9 +182,10 @@ class MetricsServer:
         port: int,
         render_metrics: RenderMetrics,
         ready: Callable[[], bool] = lambda: True,
+        web: WebConfig | None = None,
     ) -> None:
         try:
-            self._server = _Server((address, port), render_metrics, ready)
+            self._server = _Server((address, port), render_metrics, ready, web or WebConfig())
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise PortInUseError(address, port) from exc

@@ -1,0 +1,319 @@
+"""The sidecar's configuration file (TOML) and web config (Prometheus' YAML format).
+
+Precedence, highest first (documented in docs/configuration.md): command-line flags,
+environment variables (`GPUMETRICS_SERVE_<OPTION>`, e.g. GPUMETRICS_SERVE_PORT=9835), the
+config file, built-in defaults. A list given on the command line (engines, include, exclude)
+replaces the file's list rather than merging with it.
+
+Every error names the key and the file: `gpumetrics.toml: engines[1].url: required key missing`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from .catalog import MetricSpec
+from .errors import ConfigError
+
+__all__ = [
+    "CLIENT_AUTH_TYPES",
+    "EngineEntry",
+    "FileConfig",
+    "WebConfig",
+    "load_config",
+    "load_web_config",
+    "parse_engine_flag",
+    "select_specs",
+]
+
+#: [section] key -> (`serve` option name, accepted Python types).
+_OPTIONS: Mapping[str, Mapping[str, tuple[str, tuple[type, ...]]]] = MappingProxyType(
+    {
+        "serve": {
+            "address": ("address", (str,)),
+            "port": ("port", (int,)),
+            "interval": ("interval", (int, float)),
+            "require_gpu": ("require_gpu", (bool,)),
+            "log_level": ("log_level", (str,)),
+        },
+        "sources": {
+            "nvml": ("nvml", (bool,)),
+            "gpm": ("gpm", (bool,)),
+            "infiniband": ("infiniband", (bool,)),
+            "ib_root": ("ib_root", (str,)),
+            "process_memory": ("process_memory", (bool,)),
+            "gpu_spec": ("gpu_spec", (str,)),
+            "fake_gpus": ("fake_gpus", (str,)),
+            "fake_workload": ("fake_workload", (str,)),
+            "fake_ib": ("fake_ib", (int,)),
+        },
+        "otlp": {
+            "endpoint": ("otlp_endpoint", (str,)),
+            "interval": ("otlp_interval", (int, float)),
+        },
+        "web": {"config": ("web_config", (str,))},
+    }
+)
+_LISTS = {"metrics": ("include", "exclude")}
+_ENGINE_KEYS = {
+    "name": str,
+    "url": str,
+    "kind": str,
+    "model": str,
+    "gpus": list,
+    "timeout_s": (int, float),
+    "max_bytes": int,
+}
+
+#: Prometheus exporter-toolkit's client_auth_type values.
+CLIENT_AUTH_TYPES = (
+    "NoClientCert",
+    "RequestClientCert",
+    "RequireAnyClientCert",
+    "VerifyClientCertIfGiven",
+    "RequireAndVerifyClientCert",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEntry:
+    """One engine to scrape (see sources.engine.EngineConfig for the meaning of each field)."""
+
+    name: str
+    url: str
+    kind: str = "auto"
+    model: str | None = None
+    gpus: tuple[str, ...] = ()
+    timeout_s: float = 2.0
+    max_bytes: int = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileConfig:
+    """What a config file says: flat option defaults (by `serve` option name), engines,
+    metric selection and OTLP headers."""
+
+    options: Mapping[str, object] = field(default_factory=dict)
+    engines: tuple[EngineEntry, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    otlp_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """TLS and basic auth for /metrics, as Prometheus' `--web.config.file` describes them."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+    client_auth_type: str = "NoClientCert"
+    basic_auth_users: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tls(self) -> bool:
+        return self.cert_file is not None
+
+
+def _check(value: object, types: tuple[type, ...] | type, key: str, source: str) -> None:
+    types = types if isinstance(types, tuple) else (types,)
+    # bool is an int to isinstance; a TOML `true` is not a port number.
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if not ok:
+        names = " or ".join(t.__name__ for t in types)
+        raise ConfigError(key, f"must be {names}, got {value!r}", source=source)
+
+
+def _engine(raw: object, index: int, source: str) -> EngineEntry:
+    where = f"engines[{index}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be a table ([[engines]])", source=source)
+    for key, value in raw.items():
+        if key not in _ENGINE_KEYS:
+            raise ConfigError(
+                f"{where}.{key}", f"unknown key; known: {', '.join(_ENGINE_KEYS)}", source=source
+            )
+        _check(value, _ENGINE_KEYS[key], f"{where}.{key}", source)  # type: ignore[arg-type]
+    for required in ("name", "url"):
+        if required not in raw:
+            raise ConfigError(f"{where}.{required}", "required key missing", source=source)
+    gpus = raw.get("gpus", [])
+    for position, gpu in enumerate(gpus):
+        _check(gpu, (str, int), f"{where}.gpus[{position}]", source)
+    return EngineEntry(
+        name=raw["name"],
+        url=raw["url"],
+        kind=raw.get("kind", "auto"),
+        model=raw.get("model"),
+        gpus=tuple(str(g) for g in gpus),
+        timeout_s=float(raw.get("timeout_s", 2.0)),
+        max_bytes=int(raw.get("max_bytes", 16 << 20)),
+    )
+
+
+def load_config(path: Path) -> FileConfig:
+    """Read and validate a TOML config file."""
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read: {exc.strerror}", source=source) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"not valid TOML: {exc}", source=source) from exc
+    options: dict[str, object] = {}
+    engines: tuple[EngineEntry, ...] = ()
+    lists: dict[str, tuple[str, ...]] = {}
+    headers: dict[str, str] = {}
+    known = [*_OPTIONS, *_LISTS, "engines"]
+    for section, body in data.items():
+        if section == "engines":
+            if not isinstance(body, list):
+                raise ConfigError(
+                    "engines", "must be an array of tables ([[engines]])", source=source
+                )
+            engines = tuple(_engine(raw, i, source) for i, raw in enumerate(body))
+            continue
+        if section not in known:
+            raise ConfigError(section, f"unknown section; known: {', '.join(known)}", source=source)
+        if not isinstance(body, dict):
+            raise ConfigError(section, "must be a table", source=source)
+        for key, value in body.items():
+            where = f"{section}.{key}"
+            if section in _LISTS and key in _LISTS[section]:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ConfigError(where, "must be a list of strings", source=source)
+                lists[key] = tuple(value)
+            elif section == "otlp" and key == "headers":
+                if not isinstance(value, dict) or not all(
+                    isinstance(v, str) for v in value.values()
+                ):
+                    raise ConfigError(where, "must be a table of strings", source=source)
+                headers = {str(k): str(v) for k, v in value.items()}
+            elif section in _OPTIONS and key in _OPTIONS[section]:
+                option, types = _OPTIONS[section][key]
+                _check(value, types, where, source)
+                options[option] = (
+                    _relative(path, value) if option in ("web_config", "ib_root") else value
+                )
+            else:
+                choices = [*_OPTIONS.get(section, {}), *_LISTS.get(section, ())]
+                if section == "otlp":
+                    choices.append("headers")
+                raise ConfigError(where, f"unknown key; known: {', '.join(choices)}", source=source)
+    return FileConfig(options, engines, lists.get("include", ()), lists.get("exclude", ()), headers)
+
+
+def _relative(config: Path, value: object) -> str:
+    """A path in a config file is relative to the file's directory."""
+    path = Path(str(value))
+    return str(path if path.is_absolute() else config.parent / path)
+
+
+def load_web_config(path: Path) -> WebConfig:
+    """Read a Prometheus-style web config (YAML): `tls_server_config` (cert_file, key_file,
+    client_auth_type, client_ca_file) and `basic_auth_users` (user: bcrypt hash). Relative
+    paths are resolved against the file's directory, as Prometheus does."""
+    source = str(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError("web config", f"cannot read: {exc.strerror}", source=source) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError("web config", f"not valid YAML: {exc}", source=source) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("web config", "must be a mapping", source=source)
+    for key in data:
+        if key not in ("tls_server_config", "basic_auth_users", "http_server_config"):
+            raise ConfigError(
+                key, "unknown key; known: tls_server_config, basic_auth_users", source=source
+            )
+    tls: dict[str, Any] = data.get("tls_server_config") or {}
+    users: dict[str, Any] = data.get("basic_auth_users") or {}
+    _check(tls, dict, "tls_server_config", source)
+    _check(users, dict, "basic_auth_users", source)
+    for user, hashed in users.items():
+        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            raise ConfigError(
+                f"basic_auth_users.{user}", "must be a bcrypt hash ($2y$...)", source=source
+            )
+
+    def file(key: str) -> Path | None:
+        if key not in tls:
+            return None
+        _check(tls[key], str, f"tls_server_config.{key}", source)
+        resolved = Path(_relative(path, tls[key]))
+        if not resolved.is_file():
+            raise ConfigError(
+                f"tls_server_config.{key}", f"no such file: {resolved}", source=source
+            )
+        return resolved
+
+    auth = tls.get("client_auth_type", "NoClientCert")
+    if auth not in CLIENT_AUTH_TYPES:
+        raise ConfigError(
+            "tls_server_config.client_auth_type",
+            f"must be one of {', '.join(CLIENT_AUTH_TYPES)}",
+            source=source,
+        )
+    config = WebConfig(
+        file("cert_file"),
+        file("key_file"),
+        file("client_ca_file"),
+        auth,
+        {str(u): str(h) for u, h in users.items()},
+    )
+    if (config.cert_file is None) != (config.key_file is None):
+        raise ConfigError("tls_server_config", "cert_file and key_file go together", source=source)
+    if "Verify" in auth and config.client_ca_file is None:
+        raise ConfigError(
+            "tls_server_config.client_ca_file",
+            f"required with client_auth_type {auth}",
+            source=source,
+        )
+    return config
+
+
+def parse_engine_flag(text: str) -> EngineEntry:
+    """`--engine NAME=URL[,kind=vllm][,model=M][,gpus=0+1]` -> an EngineEntry."""
+    head, *rest = text.split(",")
+    name, sep, url = head.partition("=")
+    if not sep or not name or not url:
+        raise ConfigError("--engine", f"{text!r}: expected NAME=URL[,kind=K][,model=M][,gpus=0+1]")
+    extra: dict[str, str] = {}
+    for part in rest:
+        key, sep, value = part.partition("=")
+        if not sep or key not in ("kind", "model", "gpus", "timeout_s"):
+            raise ConfigError("--engine", f"{text!r}: unknown part {part!r}")
+        extra[key] = value
+    return EngineEntry(
+        name=name,
+        url=url,
+        kind=extra.get("kind", "auto"),
+        model=extra.get("model"),
+        gpus=tuple(g for g in extra.get("gpus", "").split("+") if g),
+        timeout_s=float(extra.get("timeout_s", 2.0)),
+    )
+
+
+def select_specs(
+    specs: tuple[MetricSpec, ...], include: tuple[str, ...], exclude: tuple[str, ...]
+) -> tuple[MetricSpec, ...]:
+    """Catalog entries whose name matches an `include` glob (all when none) and no `exclude`
+    glob. A pattern that matches nothing is an error: it is almost always a typo."""
+    for pattern in (*include, *exclude):
+        if not any(fnmatchcase(s.name, pattern) for s in specs):
+            raise ConfigError("metrics", f"pattern {pattern!r} matches no metric (see METRICS.md)")
+    return tuple(
+        spec
+        for spec in specs
+        if (not include or any(fnmatchcase(spec.name, p) for p in include))
+        and not any(fnmatchcase(spec.name, p) for p in exclude)
+    )

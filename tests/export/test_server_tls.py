@@ -1,0 +1,114 @@
+"""TLS, client certificates and basic auth on the metrics endpoint, with real certificates
+made in the test (trustme) and bcrypt hashes."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+import trustme
+
+from gpumetrics import catalog
+from gpumetrics.config import WebConfig
+from gpumetrics.export.prometheus import PrometheusEndpoint
+from gpumetrics.export.server import MetricsServer
+from gpumetrics.model import Snapshot
+
+SNAPSHOT = Snapshot(0.0, (catalog.gpu.GPU_POWER.sample(321.0, "0", "GPU-0", "NVIDIA H200"),))
+SECRET_HELP = catalog.gpu.GPU_POWER.name
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def pki(ca: trustme.CA, tmp_path: Path) -> dict[str, Path]:
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    paths = {
+        "cert": tmp_path / "server.pem",
+        "key": tmp_path / "server.key",
+        "ca": tmp_path / "ca.pem",
+    }
+    server.cert_chain_pems[0].write_to_path(str(paths["cert"]))
+    server.private_key_pem.write_to_path(str(paths["key"]))
+    ca.cert_pem.write_to_path(str(paths["ca"]))
+    return paths
+
+
+def _serve(web: WebConfig) -> Iterator[int]:
+    server = MetricsServer("127.0.0.1", 0, PrometheusEndpoint(lambda: SNAPSHOT).render, web=web)
+    server.start()
+    try:
+        yield server.port
+    finally:
+        server.stop()
+
+
+def _get(
+    port: int, context: ssl.SSLContext | None, auth: tuple[str, str] | None, path: str = "/metrics"
+) -> tuple[int, str]:
+    conn: http.client.HTTPConnection
+    if context is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    headers = {}
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    body = response.read().decode()
+    conn.close()
+    return response.status, body
+
+
+def test_basic_auth_over_tls(ca: trustme.CA, pki: dict[str, Path]) -> None:
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    web = WebConfig(
+        cert_file=pki["cert"], key_file=pki["key"], basic_auth_users={"prometheus": hashed}
+    )
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    for port in _serve(web):
+        status, body = _get(port, client, ("prometheus", "s3cret"))
+        assert status == 200
+        assert "gpumetrics_gpu_power_watts" in body
+        assert _get(port, client, ("prometheus", "s3cret"))[0] == 200  # cached verification
+        for wrong in (("prometheus", "guess"), ("root", "s3cret"), None):
+            status, body = _get(port, client, wrong)
+            assert status == 401
+            assert SECRET_HELP not in body  # nothing leaked
+        assert _get(port, client, None, "/health")[0] == 200  # probes need no credentials
+        with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+            _get(port, None, ("prometheus", "s3cret"))  # plain HTTP to a TLS port
+
+
+def test_client_certificate_required(ca: trustme.CA, pki: dict[str, Path]) -> None:
+    web = WebConfig(
+        cert_file=pki["cert"],
+        key_file=pki["key"],
+        client_ca_file=pki["ca"],
+        client_auth_type="RequireAndVerifyClientCert",
+    )
+    with_cert = ssl.create_default_context()
+    ca.configure_trust(with_cert)
+    ca.issue_cert("prometheus@example").configure_cert(with_cert)
+    without = ssl.create_default_context()
+    ca.configure_trust(without)
+    stranger = ssl.create_default_context()
+    ca.configure_trust(stranger)
+    trustme.CA().issue_cert("mallory").configure_cert(stranger)
+    for port in _serve(web):
+        assert _get(port, with_cert, None)[0] == 200
+        for context in (without, stranger):
+            with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+                _get(port, context, None)
+        assert _get(port, with_cert, None)[0] == 200  # the server survived the failures
