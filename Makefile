@@ -19,10 +19,11 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/gpumetrics roofline --model llama-3-8b --gpu h200 --batch 1,8,64,256,1024 --context 512,4096,32768
+	$(BIN)/python scripts/demo.py
 
 lint: setup
-	$(BIN)/ruff check gpumetrics tests benchmarks examples
-	$(BIN)/ruff format --check gpumetrics tests benchmarks examples
+	$(BIN)/ruff check gpumetrics tests benchmarks examples scripts
+	$(BIN)/ruff format --check gpumetrics tests benchmarks examples scripts
 	$(BIN)/mypy
 	$(BIN)/gpumetrics render --check
 
