@@ -9,14 +9,20 @@ only when the newer baseline is at least 0.1 s old (`now` decides; NVML needs >=
 between samples). A collect that comes sooner takes no sample and keeps the baseline.
 
 Percentages become ratios (/100) and MiB/s become bytes/s (x 1024^2), as DCGM does. Each
-metric's own nvmlReturn is checked. nvmlGpmSampleGet answering NO_PERMISSION (locked-down
-containers) switches GPM off for the process: one logged warning, one
-"NVML_ERROR_NO_PERMISSION" error, and the field-value metrics carry on.
+metric's own nvmlReturn is checked. The nvmlGpmMetricsGet_t request for each direction of a
+ring (sample1 -> sample2, metric ids) is built once and copied per call; the filled metrics
+are read with one `struct` unpack rather than pynvml's per-attribute accessors.
+
+nvmlGpmSampleGet answering NO_PERMISSION (locked-down containers) switches GPM off for the
+process: one logged warning, one "NVML_ERROR_NO_PERMISSION" error, and the field-value
+metrics carry on.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,33 +69,71 @@ GPM_METRICS: tuple[GpmMetric, ...] = (
 )
 
 
-@dataclass(slots=True)
-class _Ring:
-    """Two sample buffers; `latest` indexes the one holding the baseline, taken at `taken_at`."""
-
-    handle: Any
-    buffers: tuple[Any, Any]
-    latest: int | None = None
-    taken_at: float = 0.0
-    freed: bool = field(default=False)
+_REQUEST = pynvml.c_nvmlGpmMetricsGet_t
+_METRIC = pynvml.c_nvmlGpmMetric_t
 
 
-def read_metrics(first: Any, second: Any, ids: tuple[int, ...]) -> dict[int, float]:
-    """nvmlGpmMetricsGet between two samples: metric id -> value, for metrics that succeeded."""
-    request = pynvml.c_nvmlGpmMetricsGet_t()
+def _metric_format() -> str:
+    """struct format of one nvmlGpmMetric_t read as (metricId, nvmlReturn, value), from the
+    offsets ctypes laid out (nvml.h order), skipping metricInfo."""
+    members = (
+        (_METRIC.metricId.offset, ctypes.sizeof(ctypes.c_uint), "I"),
+        (_METRIC.nvmlReturn.offset, ctypes.sizeof(pynvml._nvmlReturn_t), "I"),
+        (_METRIC.value.offset, ctypes.sizeof(ctypes.c_double), "d"),
+    )
+    parts, at = [], 0
+    for offset, size, code in members:
+        if offset < at or size != struct.calcsize("=" + code):
+            raise ImportError("unexpected nvmlGpmMetric_t layout in this pynvml")
+        parts.append(f"{offset - at}x{code}")
+        at = offset + size
+    parts.append(f"{ctypes.sizeof(_METRIC) - at}x")
+    return "".join(parts)
+
+
+_METRIC_FORMAT = _metric_format()
+_METRICS_AT: int = _REQUEST.metrics.offset
+
+
+def metrics_request(first: Any, second: Any, ids: tuple[int, ...]) -> bytes:
+    """The bytes of an nvmlGpmMetricsGet_t asking for `ids` between two sample buffers."""
+    request = _REQUEST()
     request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
     request.numMetrics = len(ids)
     request.sample1 = first
     request.sample2 = second
     for i, metric_id in enumerate(ids):
         request.metrics[i].metricId = metric_id
+    return bytes(request)
+
+
+def read_metrics(template: bytes, count: int) -> dict[int, float]:
+    """nvmlGpmMetricsGet on a copy of `template` (from `metrics_request`, for `count` ids):
+    metric id -> value, for metrics that succeeded."""
+    request = _REQUEST.from_buffer_copy(template)
     pynvml.nvmlGpmMetricsGet(request)
-    values: dict[int, float] = {}
-    for i in range(len(ids)):
-        metric = request.metrics[i]
-        if metric.nvmlReturn == pynvml.NVML_SUCCESS:
-            values[int(metric.metricId)] = float(metric.value)
-    return values
+    flat = struct.unpack_from("=" + _METRIC_FORMAT * count, request, _METRICS_AT)
+    success = pynvml.NVML_SUCCESS
+    return {
+        metric_id: float(value)
+        for metric_id, code, value in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
+        if code == success
+    }
+
+
+@dataclass(slots=True)
+class _Ring:
+    """Two sample buffers; `latest` indexes the one holding the baseline, taken at `taken_at`.
+    `requests[i]` is the metrics request from the other buffer (sample1) to buffer i."""
+
+    handle: Any
+    buffers: tuple[Any, Any]
+    requests: tuple[bytes, bytes]
+    latest: int | None = None
+    taken_at: float = 0.0
+    freed: bool = field(default=False)
+    labels: Labels | None = None
+    series: tuple[tuple[int, str, Labels, float], ...] = ()
 
 
 class GpmCollector:
@@ -122,7 +166,11 @@ class GpmCollector:
             pynvml.nvmlGpmSampleFree(first)
             errors.append(error_name(exc.value))
             return
-        self._rings[key] = _Ring(handle, (first, second))
+        requests = (
+            metrics_request(second, first, self._ids),
+            metrics_request(first, second, self._ids),
+        )
+        self._rings[key] = _Ring(handle, (first, second), requests)
 
     def collect(self, key: str, labels: Labels, now: float, errors: list[str]) -> list[Sample]:
         """This cycle's GPM samples for GPU `key` (empty until a window of >= 0.1 s exists).
@@ -139,14 +187,27 @@ class GpmCollector:
             pynvml.nvmlGpmSampleGet(ring.handle, ring.buffers[target])
             values: Mapping[int, float] = {}
             if ring.latest is not None:
-                values = read_metrics(ring.buffers[ring.latest], ring.buffers[target], self._ids)
+                values = read_metrics(ring.requests[target], len(self._ids))
         except pynvml.NVMLError as exc:
             return self._failed(exc.value, ring, errors)
         ring.latest, ring.taken_at = target, now
+        if not values:
+            return []
+        if ring.labels is not labels:  # label tuples checked against the catalog once
+            ring.labels = labels
+            ring.series = tuple(
+                (
+                    m.metric_id,
+                    m.spec.name,
+                    m.spec.sample(0.0, *labels, *m.extra_labels).labels,
+                    m.scale,
+                )
+                for m in self._metrics
+            )
         return [
-            m.spec.sample(values[m.metric_id] * m.scale, *labels, *m.extra_labels)
-            for m in self._metrics
-            if m.metric_id in values
+            Sample(name, series_labels, values[metric_id] * scale)
+            for metric_id, name, series_labels, scale in ring.series
+            if metric_id in values
         ]
 
     def _failed(self, code: int, ring: _Ring, errors: list[str]) -> list[Sample]:

@@ -3,9 +3,11 @@ in `nvml_*.py`, `gpm.py` and `xid.py`).
 
 Per sample and GPU: one batched nvmlDeviceGetFieldValues call (power, energy, temperatures,
 PCIe bytes and replays, throttle time, ECC, row remapping, NVLink per-link bytes, state, speed
-and errors), memory v2, clocks, clock event reasons, naive utilization, optionally per-process
-memory, GPM metrics (gpm.py) and XID counts (xid.py). Static facts (name, UUID, PCI bus,
-memory total, max clocks, driver and CUDA versions, MIG mode, spec-table peaks) are read once.
+and errors; the link speed, a link-training property, is requested on the first sample, every
+60th and the one after a link changed state, and repeated in between), memory v2, clocks,
+clock event reasons, naive utilization, optionally per-process memory, GPM metrics (gpm.py)
+and XID counts (xid.py). Static facts (name, UUID, PCI bus, memory total, max clocks, driver
+and CUDA versions, MIG mode, spec-table peaks) are read once.
 
 A GPU that answers NVML_ERROR_GPU_IS_LOST keeps only `gpumetrics_gpu_up 0` from then on, and
 every cycle reports "NVML_ERROR_GPU_IS_LOST" in Collection.errors; the other GPUs keep
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from ..hardware import GpuSpec
 from ..model import Collection, Sample
 from .gpm import GpmCollector
 from .nvml_devices import CLOCK_DOMAINS, DriverInfo, NvmlDevice, discover, read_driver
-from .nvml_fields import CLOCK_EVENT_REASONS, GPU_TEMPERATURE_FIELD, field_value
+from .nvml_fields import CLOCK_EVENT_REASONS, FieldBatch, read_field_values
 from .nvml_lib import (
     UNAVAILABLE_HINT,
     GpuLostError,
@@ -59,6 +62,52 @@ _NO_MEMORY_V2 = frozenset(
         pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH,
     }
 )
+
+_CLOCK_TYPES = tuple(clock_type for _, clock_type in CLOCK_DOMAINS)
+
+
+@dataclass(slots=True)
+class _Hot:
+    """What a device's sampling cycle reuses, prepared at start: label tuples (validated
+    against the catalog once, then shared by every cycle's Samples), the `up` samples, the
+    field batch, and the last clock-event mask with its samples (rebuilt when it changes)."""
+
+    labels: tuple[str, ...]
+    up: Sample
+    down: Sample
+    batch: FieldBatch
+    gpu_temperature: tuple[str, ...]
+    clocks: tuple[tuple[str, ...], ...]
+    throttle: tuple[tuple[tuple[str, ...], int], ...]
+    mask: int | None = None
+    mask_samples: tuple[Sample, ...] = field(default=())
+
+    @classmethod
+    def of(cls, device: NvmlDevice) -> _Hot:
+        labels = device.labels
+        return cls(
+            labels=labels,
+            up=g.GPU_UP.sample(1.0, *labels),
+            down=g.GPU_UP.sample(0.0, *labels),
+            batch=FieldBatch(device.reads, labels),
+            gpu_temperature=g.GPU_TEMPERATURE.sample(0.0, *labels, "gpu").labels,
+            clocks=tuple(g.GPU_CLOCK.sample(0.0, *labels, c).labels for c, _ in CLOCK_DOMAINS),
+            throttle=tuple(
+                (g.GPU_THROTTLE_ACTIVE.sample(0.0, *labels, reason).labels, bit)
+                for reason, bit in CLOCK_EVENT_REASONS
+            ),
+        )
+
+    def throttle_samples(self, mask: int) -> tuple[Sample, ...]:
+        """One 0/1 sample per clock event reason for `mask` (the same objects while the mask
+        stays the same)."""
+        if mask != self.mask:
+            name = g.GPU_THROTTLE_ACTIVE.name
+            self.mask_samples = tuple(
+                Sample(name, labels, 1.0 if mask & bit else 0.0) for labels, bit in self.throttle
+            )
+            self.mask = mask
+        return self.mask_samples
 
 
 class NvmlSource:
@@ -89,11 +138,13 @@ class NvmlSource:
         self._unsupported: set[tuple[str, str]] = set()
         self._gpm: GpmCollector | None = None
         self._xid: XidWatcher | None = None
+        self._hot: dict[str, _Hot] = {}
         try:
             self._driver: DriverInfo = read_driver(self._pending)
             devices, lost = discover(self._driver, gpu_spec, self._pending)
             self._devices = tuple(devices)
             self._lost = set(lost)
+            self._hot = {device.key: _Hot.of(device) for device in self._devices}
             if gpm:
                 self._gpm = GpmCollector()
                 for device in self._devices:
@@ -163,7 +214,7 @@ class NvmlSource:
         xids = self._xid.counts() if self._xid is not None else {}
         for device in self._devices:
             if device.index in self._lost:
-                samples.append(g.GPU_UP.sample(0.0, *device.labels))
+                samples.append(self._hot[device.key].down)
                 errors.extend([LOST] if not device.is_mig else [])
                 continue
             device_errors: list[str] = []
@@ -174,16 +225,18 @@ class NvmlSource:
                 self._lost.add(device.index)
                 if self._gpm is not None:
                     self._gpm.drop(device.key)
-                samples.append(g.GPU_UP.sample(0.0, *device.labels))
+                samples.append(self._hot[device.key].down)
                 errors.append(LOST)
                 continue
             samples.extend(part)
-            samples.extend(
-                g.GPU_XID_ERRORS.sample(float(count), *device.labels, str(xid))
-                for (key, xid), count in sorted(xids.items())
-                if key == device.key
-            )
-            errors.extend(device_errors)
+            if xids:
+                samples.extend(
+                    g.GPU_XID_ERRORS.sample(float(count), *device.labels, str(xid))
+                    for (key, xid), count in sorted(xids.items())
+                    if key == device.key
+                )
+            if device_errors:
+                errors.extend(device_errors)
         self._errors_total.update(errors)
         return Collection(tuple(samples), tuple(errors))
 
@@ -202,13 +255,16 @@ class NvmlSource:
             return None
 
     def _collect_device(self, device: NvmlDevice, now: float, errors: list[str]) -> list[Sample]:
-        labels = device.labels
-        out = [*device.static, g.GPU_UP.sample(1.0, *labels)]
+        hot = self._hot[device.key]
+        labels = hot.labels
+        out = [*device.static, hot.up]
         out.extend(self._memory(device, errors))
         utilization = self._call(device, errors, pynvml.nvmlDeviceGetUtilizationRates)
         if utilization is not None:  # naive: "a kernel ran", not how busy the GPU was
-            out.append(g.GPU_UTILIZATION_NAIVE.sample(utilization.gpu / 100.0, *labels))
-            out.append(g.GPU_MEMORY_UTILIZATION_NAIVE.sample(utilization.memory / 100.0, *labels))
+            out.append(Sample(g.GPU_UTILIZATION_NAIVE.name, labels, utilization.gpu / 100.0))
+            out.append(
+                Sample(g.GPU_MEMORY_UTILIZATION_NAIVE.name, labels, utilization.memory / 100.0)
+            )
         if not device.is_mig:
             out.extend(self._fields(device, errors))
             out.extend(self._clocks(device, errors))
@@ -221,7 +277,7 @@ class NvmlSource:
     def _memory(self, device: NvmlDevice, errors: list[str]) -> list[Sample]:
         """Used and reserved framebuffer bytes (nvidia-smi --query-gpu=memory.used,
         memory.reserved); v1 (used includes the reserved part) where v2 is missing."""
-        labels = device.labels
+        labels = self._hot[device.key].labels
         try:
             memory = pynvml.nvmlDeviceGetMemoryInfo(device.handle, version=pynvml.nvmlMemory_v2)
         except pynvml.NVMLError as exc:
@@ -231,10 +287,10 @@ class NvmlSource:
             memory = self._call(device, errors, pynvml.nvmlDeviceGetMemoryInfo)
             if memory is None:
                 return []
-            return [g.GPU_MEMORY_USED.sample(float(memory.used), *labels)]
+            return [Sample(g.GPU_MEMORY_USED.name, labels, float(memory.used))]
         return [
-            g.GPU_MEMORY_USED.sample(float(memory.used), *labels),
-            g.GPU_MEMORY_RESERVED.sample(float(memory.reserved), *labels),
+            Sample(g.GPU_MEMORY_USED.name, labels, float(memory.used)),
+            Sample(g.GPU_MEMORY_RESERVED.name, labels, float(memory.reserved)),
         ]
 
     def _fields(self, device: NvmlDevice, errors: list[str]) -> list[Sample]:
@@ -244,51 +300,35 @@ class NvmlSource:
         ecc.errors.corrected.volatile.total,...`, `nvidia-smi -q -d ROW_REMAPPER` and
         `nvidia-smi nvlink -gt d` (per-link data counters, KiB).
         """
-        labels = device.labels
+        hot = self._hot[device.key]
         out: list[Sample] = []
-        values = self._call(
-            device, errors, pynvml.nvmlDeviceGetFieldValues, [r.request for r in device.reads]
-        )
+        values = self._call(device, errors, read_field_values, hot.batch)
         failed: set[str] = set()
-        gpu_temperature = False
-        for read, value in zip(device.reads, values or (), strict=False):
-            code = int(value.nvmlReturn)
-            if code == pynvml.NVML_SUCCESS:
-                raw = field_value(value)
-                if raw is not None:
-                    out.append(read.sample(raw, labels))
-                    gpu_temperature |= read.field_id == GPU_TEMPERATURE_FIELD
-            elif code == pynvml.NVML_ERROR_GPU_IS_LOST:
-                raise GpuLostError(LOST)
-            elif code != pynvml.NVML_ERROR_NOT_SUPPORTED:
-                failed.add(error_name(code))
+        gpu_temperature = values is not None and hot.batch.decode(values, out, failed)
         errors.extend(sorted(failed))
         if not gpu_temperature:
             celsius = self._call(
                 device, errors, pynvml.nvmlDeviceGetTemperature, pynvml.NVML_TEMPERATURE_GPU
             )
             if celsius is not None:
-                out.append(g.GPU_TEMPERATURE.sample(float(celsius), *labels, "gpu"))
+                out.append(Sample(g.GPU_TEMPERATURE.name, hot.gpu_temperature, float(celsius)))
         return out
 
     def _clocks(self, device: NvmlDevice, errors: list[str]) -> list[Sample]:
         """Current clocks in Hz and one 0/1 series per clock event (throttle) reason."""
-        labels = device.labels
+        hot = self._hot[device.key]
         out = []
-        for clock, clock_type in CLOCK_DOMAINS:
+        for labels, clock_type in zip(hot.clocks, _CLOCK_TYPES, strict=True):
             mhz = self._call(device, errors, pynvml.nvmlDeviceGetClockInfo, clock_type)
             if mhz is not None:
-                out.append(g.GPU_CLOCK.sample(float(mhz) * _MHZ, *labels, clock))
+                out.append(Sample(g.GPU_CLOCK.name, labels, float(mhz) * _MHZ))
         mask = self._call(device, errors, pynvml.nvmlDeviceGetCurrentClocksEventReasons)
         if mask is None and (device.key, "nvmlDeviceGetCurrentClocksEventReasons") in (
             self._unsupported
         ):
             mask = self._call(device, errors, pynvml.nvmlDeviceGetCurrentClocksThrottleReasons)
         if mask is not None:
-            out.extend(
-                g.GPU_THROTTLE_ACTIVE.sample(1.0 if mask & bit else 0.0, *labels, reason)
-                for reason, bit in CLOCK_EVENT_REASONS
-            )
+            out.extend(hot.throttle_samples(mask))
         return out
 
     def _process_memory(self, device: NvmlDevice, errors: list[str]) -> list[Sample]:

@@ -14,10 +14,20 @@ a sample, NOT_SUPPORTED gives none. Scales convert NVML units to base units:
 | 138-141 per link  | KiB, cumulative  | 1024     | gpu_nvlink_{data,raw}_bytes_total           |
 | 164 per link      | MBps (10^6 B/s)  | 1e6      | gpu_nvlink_speed_bytes_per_second           |
 | 165 per link      | state enum       | active=1 | gpu_nvlink_link_up                          |
+
+The hot path (`FieldBatch`, built once per GPU): the request array is built once and copied
+per sample (`from_buffer_copy`, what pynvml's wrapper would build entry by entry), the call
+goes through pynvml's function pointer exactly as `pynvml.nvmlDeviceGetFieldValues` makes it,
+and the filled array is decoded with one `struct` unpack instead of pynvml's per-attribute
+Python accessors. A field whose (type, return, value) is the same as last sample reuses last
+sample's (immutable) Sample object; nothing that changed is ever reused.
 """
 
 from __future__ import annotations
 
+import ctypes
+import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,13 +36,18 @@ import pynvml
 from ..catalog import MetricSpec
 from ..catalog import gpu as g
 from ..model import Labels, Sample
+from .nvml_lib import GpuLostError, error_name
 
 __all__ = [
     "CLOCK_EVENT_REASONS",
     "GPU_TEMPERATURE_FIELD",
+    "STATIC_FIELDS",
+    "STATIC_REFRESH_CYCLES",
+    "FieldBatch",
     "FieldRead",
     "field_reads",
     "field_value",
+    "read_field_values",
 ]
 
 #: GPU core temperature as a field, where this pynvml knows the id; else the source calls
@@ -166,3 +181,176 @@ def field_value(value: Any) -> float | None:
     """The number in an `nvmlFieldValue_t` per its `valueType` (None for an unknown type)."""
     member = _MEMBERS.get(int(value.valueType))
     return None if member is None else float(getattr(value.value, member))
+
+
+# --- the hot path -----------------------------------------------------------------------------
+
+_ENTRY = pynvml.c_nvmlFieldValue_t
+_ENTRY_SIZE = ctypes.sizeof(_ENTRY)
+_VALUE_AT: int = _ENTRY.value.offset
+
+
+def _entry_format() -> str:
+    """struct format of one nvmlFieldValue_t read as (valueType, nvmlReturn, value as u64),
+    from the offsets ctypes laid out (nvml.h order: type, return, then the 8-byte union)."""
+    members = (
+        (_ENTRY.valueType.offset, ctypes.sizeof(pynvml._nvmlValueType_t), "I"),
+        (_ENTRY.nvmlReturn.offset, ctypes.sizeof(pynvml._nvmlReturn_t), "I"),
+        (_VALUE_AT, ctypes.sizeof(pynvml.c_nvmlValue_t), "Q"),
+    )
+    parts, at = [], 0
+    for offset, size, code in members:
+        if offset < at or size != struct.calcsize("=" + code):
+            raise ImportError("unexpected nvmlFieldValue_t layout in this pynvml")
+        parts.append(f"{offset - at}x{code}")
+        at = offset + size
+    parts.append(f"{_ENTRY_SIZE - at}x")
+    return "=" + "".join(parts)
+
+
+_ENTRY_STRUCT = struct.Struct(_entry_format())
+_ULL = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+#: valueType -> how to read the union when it is not the u64 the bulk unpack already gave.
+_VALUE_READERS: dict[int, struct.Struct] = {
+    value_type: struct.Struct("@" + dict(pynvml.c_nvmlValue_t._fields_)[member]._type_)
+    for value_type, member in _MEMBERS.items()
+    if value_type != _ULL
+}
+_SUCCESS = pynvml.NVML_SUCCESS
+_NOT_SUPPORTED = pynvml.NVML_ERROR_NOT_SUPPORTED
+_GPU_IS_LOST = pynvml.NVML_ERROR_GPU_IS_LOST
+_LINK_ACTIVE = pynvml.NVML_NVLINK_STATE_ACTIVE
+
+
+#: Fields that only change when a link retrains (NVLink line rate): read on the first sample,
+#: then every STATIC_REFRESH_CYCLES-th sample and on the sample after any link changed state.
+STATIC_FIELDS = frozenset({pynvml.NVML_FI_DEV_NVLINK_GET_SPEED})
+STATIC_REFRESH_CYCLES = 60
+
+
+class FieldBatch:
+    """One GPU's whole per-sample field request and the samples its answer becomes.
+
+    Built once per GPU: the request array (field ids and link scopes, as pynvml builds it),
+    each entry's metric name, full label tuple (validated against the catalog here, once),
+    scale and kind. `decode` turns a filled array into samples; it keeps the last (type,
+    return, value) and Sample per entry to reuse Samples whose value did not change.
+
+    The STATIC_FIELDS entries sit at the end of the request; a sample that does not refresh
+    them requests only the entries before them and repeats their last samples (a failure to
+    read them is reported on the samples that read them). Not thread-safe (one sampler
+    thread per source).
+    """
+
+    __slots__ = (
+        "_arrays",
+        "_cached",
+        "_countdown",
+        "_kinds",
+        "_labels",
+        "_last",
+        "_names",
+        "_scales",
+        "_temperature_at",
+        "_templates",
+        "count",
+        "reads",
+    )
+
+    def __init__(self, reads: tuple[FieldRead, ...], gpu_labels: Labels) -> None:
+        volatile = tuple(read for read in reads if read.field_id not in STATIC_FIELDS)
+        self.reads = (*volatile, *(read for read in reads if read.field_id in STATIC_FIELDS))
+        self.count = len(self.reads)
+        full: Any = (_ENTRY * self.count)()
+        for entry, read in zip(full, self.reads, strict=True):
+            entry.fieldId = read.field_id
+            entry.scopeId = 0 if read.scope is None else read.scope
+        template = bytes(full)
+        #: [request without the static fields, the full request]
+        self._arrays: tuple[Any, Any] = (_ENTRY * len(volatile), _ENTRY * self.count)
+        self._templates = (template[: len(volatile) * _ENTRY_SIZE], template)
+        self._countdown = 0  # samples until the static fields are read again
+        self._names = tuple(read.spec.name for read in self.reads)
+        # spec.sample checks the label count against the catalog, once per series.
+        self._labels = tuple(
+            read.spec.sample(0.0, *gpu_labels, *read.extra_labels).labels for read in self.reads
+        )
+        self._scales = tuple(read.scale for read in self.reads)
+        self._kinds = tuple(read.link_state for read in self.reads)
+        self._temperature_at: int | None = next(
+            (i for i, read in enumerate(self.reads) if read.field_id == GPU_TEMPERATURE_FIELD),
+            None,
+        )
+        self._last: list[tuple[int, int, int] | None] = [None] * self.count
+        self._cached: list[Sample | None] = [None] * self.count
+
+    def request(self) -> Any:
+        """A fresh request array (output members zero), as pynvml's wrapper would build it:
+        every field when the static ones are due, else all but the static ones."""
+        full = int(self._countdown <= 0)
+        return self._arrays[full].from_buffer_copy(self._templates[full])
+
+    def decode(self, values: Any, out: list[Sample], failed: set[str]) -> bool:
+        """Append a sample per successful field of `values` (an array from `request()`, as
+        NVML filled it) to `out`, then the last samples of static fields it did not request;
+        add the name of each failed field's return code (other than NOT_SUPPORTED) to
+        `failed`. True when the GPU temperature field gave a sample. Raises GpuLostError when
+        a field says the GPU is lost."""
+        entries = list(_iter_entries(values))
+        last, cached, kinds = self._last, self._cached, self._kinds
+        append = out.append
+        relink = False
+        for i, entry in enumerate(entries):
+            if entry == last[i]:
+                sample = cached[i]
+                if sample is not None:
+                    append(sample)
+                    continue
+            value_type, code, raw = entry
+            if kinds[i] and last[i] is not None and entry != last[i]:
+                relink = True  # this link's state changed: its speed may have changed too
+            cached[i] = None
+            if code != _SUCCESS:
+                if code == _GPU_IS_LOST:
+                    raise GpuLostError(error_name(code))
+                if code != _NOT_SUPPORTED:
+                    failed.add(error_name(code))
+                continue
+            if value_type == _ULL:
+                number = float(raw)
+            else:
+                reader = _VALUE_READERS.get(value_type)
+                if reader is None:  # a value type this pynvml does not know: no sample
+                    continue
+                number = float(reader.unpack_from(values, i * _ENTRY_SIZE + _VALUE_AT)[0])
+            if kinds[i]:
+                number = 1.0 if number == _LINK_ACTIVE else 0.0
+            else:
+                number *= self._scales[i]
+            sample = cached[i] = Sample(self._names[i], self._labels[i], number)
+            append(sample)
+        read = len(entries)
+        last[:read] = entries
+        if read == self.count:
+            self._countdown = STATIC_REFRESH_CYCLES - 1
+        else:
+            out.extend(sample for sample in cached[read:] if sample is not None)
+            self._countdown -= 1
+        if relink:
+            self._countdown = 0
+        at = self._temperature_at
+        return at is not None and cached[at] is not None
+
+
+def _iter_entries(values: Any) -> Iterator[tuple[int, int, int]]:
+    return _ENTRY_STRUCT.iter_unpack(values)
+
+
+def read_field_values(handle: Any, batch: FieldBatch) -> Any:
+    """nvmlDeviceGetFieldValues for `batch`, made the way `pynvml.nvmlDeviceGetFieldValues`
+    makes it (same array type, same function pointer lookup, same return check), minus its
+    per-entry Python setattr loop. Raises pynvml.NVMLError like the wrapper."""
+    values = batch.request()
+    function: Callable[..., int] = pynvml._nvmlGetFunctionPointer("nvmlDeviceGetFieldValues")
+    pynvml._nvmlCheckReturn(function(handle, ctypes.c_int32(len(values)), ctypes.byref(values)))
+    return values

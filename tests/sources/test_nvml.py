@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pynvml
 import pytest
@@ -13,9 +14,16 @@ from gpumetrics.catalog import MetricSpec
 from gpumetrics.catalog import gpu as g
 from gpumetrics.errors import UnavailableError
 from gpumetrics.hardware import GPUS, with_overrides
-from gpumetrics.model import Collection
+from gpumetrics.model import Collection, Sample
 from gpumetrics.sources import Source
 from gpumetrics.sources.nvml import LOST, NvmlSource
+from gpumetrics.sources.nvml_fields import (
+    STATIC_REFRESH_CYCLES,
+    FieldBatch,
+    FieldRead,
+    field_value,
+)
+from gpumetrics.sources.nvml_lib import GpuLostError
 from gpumetrics.testing import FakeNvml, GpuRates, ManualClock, Phase, Workload
 from gpumetrics.units import GIB, MIB
 
@@ -127,6 +135,110 @@ def test_one_batched_field_call_per_gpu_per_sample(
     before = fake.calls().get("nvmlDeviceGetFieldValues", 0)
     source.collect(clock())
     assert fake.calls()["nvmlDeviceGetFieldValues"] - before == 8
+
+
+def test_batched_fields_decode_as_pynvmls_own_wrapper_reads_them(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    """The hot path (copied request, struct decode, reused Samples) gives, field for field,
+    what pynvml.nvmlDeviceGetFieldValues and its ctypes accessors give."""
+    install_fake("h200x8")
+    source = open_source(gpm=False, xid=False)
+    for _ in range(3):
+        clock.advance(0.7)
+        got = _index(source.collect(clock()))
+        checked = 0
+        for device in source.devices:
+            requests = [read.request for read in device.reads]
+            values = pynvml.nvmlDeviceGetFieldValues(device.handle, requests)
+            for read, value in zip(device.reads, values, strict=True):
+                assert value.nvmlReturn == pynvml.NVML_SUCCESS
+                raw = field_value(value)
+                assert raw is not None
+                expected = read.sample(raw, device.labels)
+                assert got[(expected.metric, expected.labels)] == expected.value
+                checked += 1
+        assert checked == 8 * len(source.devices[0].reads)
+
+
+def _set_entry(
+    entry: Any, code: int, value_type: int = 0, member: str = "", raw: float = 0
+) -> None:
+    """Fill one nvmlFieldValue_t as the driver would."""
+    entry.nvmlReturn = code
+    entry.valueType = value_type
+    if member:
+        setattr(entry.value, member, raw)
+
+
+def test_field_batch_reads_every_value_type_and_return_code() -> None:
+    reasons = ("a", "b", "c", "d", "e", "f", "g", "h", "i")
+    reads = tuple(
+        FieldRead(pynvml.NVML_FI_DEV_PERF_POLICY_POWER, None, g.GPU_THROTTLE_TIME, (r,), 1e-9)
+        for r in reasons
+    )
+    batch = FieldBatch(reads, ("0", "GPU-x", "NVIDIA H200"))
+    values = batch.request()
+    assert len(values) == len(reads)
+    assert [int(v.fieldId) for v in values] == [pynvml.NVML_FI_DEV_PERF_POLICY_POWER] * 9
+    ok = pynvml.NVML_SUCCESS
+    _set_entry(values[0], ok, pynvml.NVML_VALUE_TYPE_DOUBLE, "dVal", 2.5e9)
+    _set_entry(values[1], ok, pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, "uiVal", 4_000_000_000)
+    _set_entry(values[2], ok, pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG, "ulVal", 2**40)
+    _set_entry(values[3], ok, pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, "ullVal", 2**63 + 1)
+    _set_entry(values[4], ok, pynvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG, "sllVal", -(2**40))
+    _set_entry(values[5], ok, pynvml.NVML_VALUE_TYPE_SIGNED_INT, "siVal", -7)
+    _set_entry(values[6], ok, pynvml.NVML_VALUE_TYPE_UNSIGNED_SHORT, "usVal", 65535)
+    _set_entry(values[7], pynvml.NVML_ERROR_NOT_SUPPORTED)
+    _set_entry(values[8], pynvml.NVML_ERROR_TIMEOUT)
+    out: list[Sample] = []
+    failed: set[str] = set()
+    assert batch.decode(values, out, failed) is False
+    assert failed == {"NVML_ERROR_TIMEOUT"}
+    expected = [
+        read.sample(float(field_value(value) or 0.0), ("0", "GPU-x", "NVIDIA H200"))
+        for read, value in zip(reads[:7], values, strict=False)
+    ]
+    assert out == expected
+    raws = (2.5e9, 4e9, 2.0**40, float(2**63 + 1), -(2.0**40), -7.0, 65535.0)
+    assert [s.value for s in out] == [raw * 1e-9 for raw in raws]
+    again: list[Sample] = []
+    batch.decode(values, again, failed)
+    assert all(a is b for a, b in zip(again, out, strict=True))  # unchanged: same objects
+    values[0].value.dVal = 3.5e9
+    values[8].nvmlReturn = pynvml.NVML_ERROR_GPU_IS_LOST
+    changed: list[Sample] = []
+    with pytest.raises(GpuLostError):
+        batch.decode(values, changed, set())
+    assert changed[0].value == 3.5
+
+
+def test_nvlink_speed_is_reread_on_refresh_and_after_a_link_changes_state(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("h200x8")
+    source = open_source(gpm=False, xid=False)
+    labels = _labels(fake, 0)
+    speed_field = pynvml.NVML_FI_DEV_NVLINK_GET_SPEED
+
+    def speed(collection: Collection, link: str) -> float:
+        return _value(collection, g.NVLINK_SPEED, *labels, link)
+
+    assert speed(source.collect(clock()), "0") == 26562e6
+    fake.set_field(0, speed_field, 25000, scope=0)
+    for _ in range(STATIC_REFRESH_CYCLES - 1):  # repeated from the last read, every sample
+        clock.advance(1.0)
+        assert speed(source.collect(clock()), "0") == 26562e6
+    clock.advance(1.0)
+    assert speed(source.collect(clock()), "0") == 25000e6
+    fake.set_field(0, pynvml.NVML_FI_DEV_NVLINK_GET_STATE, 0, scope=5)  # link 5 goes down
+    fake.set_field(0, speed_field, 0, scope=5)
+    clock.advance(1.0)
+    collection = source.collect(clock())
+    assert _value(collection, g.NVLINK_LINK_UP, *labels, "5") == 0.0  # state: every sample
+    assert speed(collection, "5") == 26562e6
+    clock.advance(1.0)
+    assert speed(source.collect(clock()), "5") == 0.0  # the sample after the state change
 
 
 def test_peaks_from_the_spec_table_and_override(install_fake: Install, open_source: Open) -> None:
