@@ -9,6 +9,7 @@ from .doctor import doctor
 from .render import render
 from .roofline import roofline
 from .serve import serve
+from .worker import worker
 
 __all__ = ["cli", "main"]
 
@@ -24,6 +25,7 @@ def cli() -> None:
 cli.add_command(roofline)
 cli.add_command(render)
 cli.add_command(serve)
+cli.add_command(worker)
 cli.add_command(doctor)
 
 

@@ -197,7 +197,10 @@ def _run(
     web: Any,
     otlp_headers: dict[str, str] | Any,
 ) -> None:
-    sources, undo = build_sources(settings, engines)
+    try:
+        sources, undo = build_sources(settings, engines)
+    except GpumetricsError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         sampler = Sampler(sources, interval=float(settings["interval"]))
         endpoint = PrometheusEndpoint(sampler.snapshot, specs)

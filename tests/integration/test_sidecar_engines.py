@@ -122,7 +122,9 @@ def _by_engine(result: list[dict[str, object]]) -> dict[str, float]:
 def test_prometheus_gets_hit_ratios_and_token_rates(tmp_path: Path) -> None:
     rules = [REPO / "alerts" / "gpumetrics-recording-rules.yml"]
     with (
-        synthetic_engine() as (hooks_url, metrics), vllm_engine() as vllm_url, gpumetrics_serve(
+        synthetic_engine() as (hooks_url, metrics),
+        vllm_engine() as vllm_url,
+        gpumetrics_serve(
             tmp_path,
             "--fake-gpus",
             "h200x2",
