@@ -62,6 +62,20 @@ def _nvml(settings: dict[str, object], undo: list[Callable[[], None]]) -> Source
         return _Unavailable("nvml", exc)
 
 
+def _gpu_ids(sources: list[Source]) -> dict[str, str]:
+    """Declared GPU (index or UUID) -> "INDEX:UUID" for the GPUs NVML sees, so that
+    gpumetrics_engine_gpu_info carries both labels and joins the per-GPU peaks whichever way
+    the user declared the engine's GPUs."""
+    ids: dict[str, str] = {}
+    for source in sources:
+        if isinstance(source, NvmlSource):
+            for device in source.devices:
+                if not device.is_mig:
+                    both = f"{device.index}:{device.uuid}"
+                    ids[str(device.index)] = ids[device.uuid] = both
+    return ids
+
+
 def build_sources(
     settings: dict[str, object], engines: tuple[EngineEntry, ...]
 ) -> tuple[list[Source], Callable[[], None]]:
@@ -84,13 +98,14 @@ def build_sources(
                 sources.append(InfinibandSource(ib_root))
             else:
                 log.info("no InfiniBand sysfs at %s; IB metrics off", ib_root)
+        gpus = _gpu_ids(sources)
         for entry in engines:
             config = EngineConfig(
                 name=entry.name,
                 url=entry.url,
                 kind=entry.kind,
                 model=entry.model,
-                gpus=entry.gpus,
+                gpus=tuple(gpus.get(g, g) for g in entry.gpus),
                 max_bytes=entry.max_bytes,
                 timeout_s=entry.timeout_s,
             )

@@ -47,3 +47,33 @@ def test_unknown_fake_profile_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["serve", "--fake-gpus", "t4x2", "--port", "0"])
     assert result.exit_code != 0
     assert "unknown fake GPU spec" in result.stderr
+
+
+def test_engine_gpus_declared_by_index_get_their_uuid() -> None:
+    from gpumetrics.cli._build import build_sources  # noqa: PLC0415
+    from gpumetrics.config import EngineEntry  # noqa: PLC0415
+    from gpumetrics.sources.engine import EngineSource  # noqa: PLC0415
+
+    settings: dict[str, object] = {
+        "nvml": True,
+        "fake_gpus": "h200x2",
+        "fake_workload": "default",
+        "gpu_spec": None,
+        "gpm": False,
+        "process_memory": False,
+        "require_gpu": False,
+        "infiniband": False,
+    }
+    engines = (EngineEntry("e", "http://127.0.0.1:1/metrics", gpus=("1",)),)
+    sources, undo = build_sources(settings, engines)
+    try:
+        nvml = sources[0]
+        engine = sources[1]
+        assert isinstance(engine, EngineSource)
+        (ref,) = engine.config.gpu_refs
+        uuid = next(d.uuid for d in nvml.devices if d.index == 1)  # type: ignore[attr-defined]
+        assert (ref.index, ref.uuid) == ("1", uuid)
+    finally:
+        for source in sources:
+            source.close()
+        undo()

@@ -4,6 +4,7 @@ temporary directories). Discovery takes ~5 s: callers poll with deadlines, never
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -84,15 +85,20 @@ def prometheus(
     rule_files: list[Path] | None = None,
     alertmanager: str | None = None,
     evaluation_interval: str = "1s",
+    target_labels: dict[str, str] | None = None,
 ) -> Iterator[Prometheus]:
-    """Start Prometheus scraping `scrape_targets` (host:port) every `scrape_interval`."""
+    """Start Prometheus scraping `scrape_targets` (host:port) every `scrape_interval`;
+    `target_labels` are attached to every target (how fleets add cluster and region)."""
     binary = require_tool("prometheus")
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config: dict[str, Any] = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
         "scrape_configs": [
-            {"job_name": "gpumetrics", "static_configs": [{"targets": scrape_targets}]}
+            {
+                "job_name": "gpumetrics",
+                "static_configs": [{"targets": scrape_targets, "labels": target_labels or {}}],
+            }
         ],
     }
     if rule_files:
@@ -120,6 +126,62 @@ def prometheus(
             "prometheus ready",
         )
         yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+class Alertmanager:
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.address = f"127.0.0.1:{port}"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(http_get_json(f"{self.url}/api/v2/alerts"))
+
+
+@contextmanager
+def alertmanager(tmp: Path, webhook_url: str) -> Iterator[Alertmanager]:
+    """Start Alertmanager routing every alert to `webhook_url` at once (no grouping delay)."""
+    binary = shutil.which("prometheus-alertmanager") or require_tool("alertmanager")
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = {
+        "route": {
+            "receiver": "hook",
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+            "group_by": ["alertname"],
+        },
+        "receivers": [
+            {"name": "hook", "webhook_configs": [{"url": webhook_url, "send_resolved": False}]}
+        ],
+    }
+    (tmp / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    with (tmp / "alertmanager.log").open("wb") as out:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={tmp / 'alertmanager.yml'}",
+                f"--storage.path={tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    manager = Alertmanager(port)
+    try:
+        wait_for(
+            lambda: urllib.request.urlopen(f"{manager.url}/-/ready", timeout=2).status == 200,
+            30,
+            "alertmanager ready",
+        )
+        yield manager
     finally:
         process.terminate()
         try:
