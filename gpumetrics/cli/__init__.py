@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from .doctor import doctor
+from .profile import profile
 from .render import render
 from .roofline import roofline
 from .serve import serve
@@ -27,6 +28,7 @@ cli.add_command(render)
 cli.add_command(serve)
 cli.add_command(worker)
 cli.add_command(doctor)
+cli.add_command(profile)
 
 
 def main() -> None:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..render import check, write
-
 __all__ = ["render"]
 
 
@@ -27,6 +25,9 @@ __all__ = ["render"]
 )
 def render(root: Path, check_only: bool) -> None:
     """Regenerate METRICS.md, dashboards/ and alerts/ (rules, runbooks) from the catalog."""
+    # Imported here: grafana-foundation-sdk is heavy, and `serve` processes never render.
+    from ..render import check, write  # noqa: PLC0415
+
     if check_only:
         stale = check(root)
         if stale:

@@ -26,7 +26,6 @@ from ..config import (
     select_specs,
 )
 from ..errors import GpumetricsError
-from ..export.otel import OtelExporter
 from ..export.prometheus import PrometheusEndpoint
 from ..export.server import MetricsServer
 from ..pipeline import Sampler
@@ -197,6 +196,9 @@ def _run(
     web: Any,
     otlp_headers: dict[str, str] | Any,
 ) -> None:
+    if settings["otlp_endpoint"]:
+        # Imported only when used: the OpenTelemetry SDK costs ~10 MiB of resident memory.
+        from ..export.otel import OtelExporter  # noqa: PLC0415
     try:
         sources, undo = build_sources(settings, engines)
     except GpumetricsError as exc:
