@@ -24,6 +24,11 @@ PUBLIC = [
     "gpumetrics.pipeline",
     "gpumetrics.export.text",
     "gpumetrics.export.otel",
+    "gpumetrics.config",
+    "gpumetrics.profile.analysis",
+    "gpumetrics.profile.attach",
+    "gpumetrics.profile.report",
+    "gpumetrics.profile.schema",
 ]
 
 
