@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the integration tests use: prometheus (+ promtool), prometheus-alertmanager.
+# Debian packages the tests use: prometheus (+ promtool), prometheus-alertmanager (+ amtool),
+# systemd (systemd-analyze verify, for the unit file).
 # Installs them when missing and we are root with apt-get; otherwise says what to install.
 # Tests that need them skip with that reason, or fail when GPUMETRICS_REQUIRE_TOOLS=1 (CI).
 set -euo pipefail
@@ -9,6 +10,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
     || missing+=(prometheus-alertmanager)
+command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dashboards.provisioning import dashboard_files
+from .exporters import exporter_files
 from .metrics_md import render_metrics_md
 from .rules import rule_files
 from .runbooks import runbook_files
@@ -27,6 +28,7 @@ ARTIFACTS: tuple[Artifact, ...] = (
     *(Artifact(path, render) for path, render in dashboard_files()),
     *(Artifact(path, render) for path, render in rule_files()),
     *(Artifact(path, render) for path, render in runbook_files()),
+    *(Artifact(path, render) for path, render in exporter_files()),
 )
 
 
