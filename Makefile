@@ -21,6 +21,8 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/gpumetrics roofline --model llama-3-8b --gpu h200 --batch 1,8,64,256,1024 --context 512,4096,32768
 	$(BIN)/python scripts/demo.py
+	@echo "The reference worker on CPU, KV pool too small for its chat load: evictions, misses, recompute"
+	$(BIN)/gpumetrics worker --device cpu --model tiny --kv-blocks 16 --arrival-rate 8 --think-time 0.5 --duration 5
 
 lint: setup
 	$(BIN)/ruff check gpumetrics tests benchmarks examples scripts
