@@ -22,7 +22,7 @@ PUBLIC = [
     "gpumetrics.hooks",
     "gpumetrics.testing",
     "gpumetrics.pipeline",
-    "gpumetrics.export.text",
+    "gpumetrics.exposition",
     "gpumetrics.export.otel",
     "gpumetrics.config",
     "gpumetrics.profile.analysis",

@@ -22,8 +22,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from .. import catalog
 from ..catalog import MetricSpec, MetricType
+from ..exposition import CONTENT_TYPE, TextRenderer
 from ..model import HistogramValue, Sample, Snapshot
-from .text import TextRenderer
 
 __all__ = ["PrometheusEndpoint", "SnapshotCollector", "families", "render_text"]
 
@@ -92,9 +92,6 @@ def render_text(snapshot: Snapshot, specs: Iterable[MetricSpec] = catalog.ALL) -
     return generate_latest(registry)
 
 
-_CLASSIC = "text/plain; version=0.0.4; charset=utf-8"
-
-
 class PrometheusEndpoint:
     """Serves a snapshot provider's metrics.
 
@@ -126,7 +123,7 @@ class PrometheusEndpoint:
             body = self._text.render(self._provider())
             if self._extra is not None:
                 body += generate_latest(self._extra)
-            return body, _CLASSIC
+            return body, CONTENT_TYPE
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
 

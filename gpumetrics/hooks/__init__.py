@@ -18,8 +18,8 @@ Thread-safety: one writer thread per EngineMetrics (the engine loop), any number
 readers (see `gpumetrics.hooks.metrics`).
 """
 
+from ..exposition import CONTENT_TYPE, render_samples
 from .endpoint import MetricsEndpoint, serve
-from .exposition import CONTENT_TYPE, render_samples
 from .metrics import PHASES, EngineMetrics
 
 __all__ = [

@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from ..exposition import CONTENT_TYPE, render_samples
 from ._state import EngineState
-from .exposition import CONTENT_TYPE, render_samples
 
 if TYPE_CHECKING:
     from .metrics import EngineMetrics

@@ -11,17 +11,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpumetrics import catalog
 from gpumetrics.export.prometheus import PrometheusEndpoint, render_text
-from gpumetrics.export.text import TextRenderer, format_value
+from gpumetrics.exposition import TextRenderer, format_value
 from gpumetrics.model import HistogramValue, Sample, Snapshot
 
-from ..catalog.test_catalog import _one_sample_each
+from .catalog.test_catalog import _one_sample_each
 
 
 def _parsed(text: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], str]]:
     out = set()
     for family in text_string_to_metric_families(text.decode()):
         for sample in family.samples:
-            value = "nan" if math.isnan(sample.value) else repr(sample.value)
+            value = "nan" if math.isnan(sample.value) else repr(float(sample.value))
             out.add((sample.name, tuple(sorted(sample.labels.items())), value))
     return out
 
@@ -58,7 +58,9 @@ def test_special_values() -> None:
     assert format_value(float("inf")) == "+Inf"
     assert format_value(float("-inf")) == "-Inf"
     assert format_value(float("nan")) == "NaN"
-    assert format_value(3) == "3.0"
+    assert format_value(3) == "3"  # ints exact
+    assert format_value(3.0) == "3.0"
+    assert format_value(2**64 - 1) == "18446744073709551615"
     assert format_value(2.5e10) == "25000000000.0"
 
 

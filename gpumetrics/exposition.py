@@ -1,6 +1,8 @@
-"""A fast renderer of the classic Prometheus text format (0.0.4) for catalog x Snapshot.
+"""The classic Prometheus text format (0.0.4) for catalog samples: the one renderer behind the
+sidecar's /metrics and the engine hooks' endpoint.
 
-Written by hand, beside prometheus_client's encoder, for speed: a node with 8 GPUs exports
+Standard library only, so that `gpumetrics.hooks` (imported by inference engines) can use it,
+and written by hand, beside prometheus_client's encoder, for speed: a node with 8 GPUs exports
 ~1,800 series (18 NVLink links each), and building prometheus_client Metric objects and
 Sample tuples for each costs ~14 µs a series, ~25 ms a scrape. Series are stable from one
 snapshot to the next, so this renderer caches each series' line prefix (`name{labels} `) and
@@ -13,14 +15,28 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from ..catalog import MetricSpec, MetricType
-from ..model import HistogramValue, Labels, Snapshot
+from . import catalog
+from .catalog import MetricSpec, MetricType
+from .model import HistogramValue, Labels, Sample, Snapshot
 
-__all__ = ["TextRenderer", "format_value"]
+__all__ = [
+    "CONTENT_TYPE",
+    "TextRenderer",
+    "escape_help",
+    "escape_label_value",
+    "format_value",
+    "render_samples",
+]
+
+#: Content-Type of the classic text format.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def format_value(value: float) -> str:
-    """A sample value as Prometheus (and Go) print it: 1.0, 2.5e+10, +Inf, NaN."""
+    """A sample value as Prometheus reads it: ints exact (counters past 2^53 keep every
+    digit), floats by repr (2.5e+10), +Inf, -Inf, NaN."""
+    if type(value) is int:
+        return str(value)
     if math.isfinite(value):
         return repr(float(value))
     if math.isnan(value):
@@ -28,16 +44,18 @@ def format_value(value: float) -> str:
     return "+Inf" if value > 0 else "-Inf"
 
 
-def _escape_label(value: str) -> str:
+def escape_label_value(value: str) -> str:
+    """Escape a label value: backslash, double quote and line feed."""
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _escape_help(text: str) -> str:
+def escape_help(text: str) -> str:
+    """Escape HELP text: backslash and line feed."""
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _labels(names: Iterable[str], values: Iterable[str]) -> str:
-    pairs = ",".join(f'{n}="{_escape_label(v)}"' for n, v in zip(names, values, strict=True))
+    pairs = ",".join(f'{n}="{escape_label_value(v)}"' for n, v in zip(names, values, strict=True))
     return "{" + pairs + "}" if pairs else ""
 
 
@@ -52,7 +70,7 @@ class TextRenderer:
         self._specs = tuple(specs)
         self._headers = {
             spec.name: (
-                f"# HELP {spec.name} {_escape_help(spec.help)}\n"
+                f"# HELP {spec.name} {escape_help(spec.help)}\n"
                 f"# TYPE {spec.name} {'gauge' if spec.type is MetricType.INFO else spec.type}\n"
             )
             for spec in self._specs
@@ -84,7 +102,7 @@ class TextRenderer:
                 prefix = cache.get(sample.labels)
                 if prefix is None:
                     prefix = cache[sample.labels] = self._prefix(spec, sample.labels)
-                out.append(prefix + ("1.0\n" if info else format_value(value) + "\n"))
+                out.append(prefix + ("1\n" if info else format_value(value) + "\n"))
             used += len(samples)
         if sum(len(c) for c in prefixes.values()) > 4 * used + 1024:
             self._prefixes = {}
@@ -97,7 +115,7 @@ class TextRenderer:
     @staticmethod
     def _histogram(spec: MetricSpec, labels: Labels, value: HistogramValue) -> str:
         base = ",".join(
-            f'{n}="{_escape_label(v)}"' for n, v in zip(spec.labels, labels, strict=True)
+            f'{n}="{escape_label_value(v)}"' for n, v in zip(spec.labels, labels, strict=True)
         )
         sep = "," if base else ""
         lines = [
@@ -109,3 +127,11 @@ class TextRenderer:
         lines.append(f"{spec.name}_sum{braces} {format_value(value.sum)}\n")
         lines.append(f"{spec.name}_count{braces} {format_value(value.count)}\n")
         return "".join(lines)
+
+
+_DEFAULT = TextRenderer(catalog.ALL)
+
+
+def render_samples(samples: Iterable[Sample]) -> bytes:
+    """The exposition of any catalog samples (families in catalog order, each once)."""
+    return _DEFAULT.render(Snapshot(0.0, tuple(samples)))
