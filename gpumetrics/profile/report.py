@@ -9,7 +9,7 @@ bytes, bytes/s, ratios 0..1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from .. import __version__
@@ -255,17 +255,7 @@ def report_to_dict(report: ProfileReport) -> dict[str, Any]:
             "reference": _roof(report.roofs.reference),
             "achievable": _roof(report.roofs.achievable),
         },
-        "calibration": None
-        if cal is None
-        else {
-            "device": cal.device,
-            "dtype": cal.dtype,
-            "matmul_flops": cal.matmul_flops,
-            "copy_bandwidth": cal.copy_bandwidth,
-            "matmul_size": cal.matmul_size,
-            "copy_bytes": cal.copy_bytes,
-            "trials": cal.trials,
-        },
+        "calibration": None if cal is None else asdict(cal),
         "kv_pool": None
         if pool is None
         else {
@@ -276,14 +266,7 @@ def report_to_dict(report: ProfileReport) -> dict[str, Any]:
             "budget_tokens": pool.budget_tokens,
             "budget_source": pool.budget_source,
         },
-        "plan": None
-        if plan is None
-        else {
-            "steps": plan.steps,
-            "warmup": plan.warmup,
-            "min_seconds": plan.min_seconds,
-            "max_steps": plan.max_steps,
-        },
+        "plan": None if plan is None else asdict(plan),
         "gpu_counters": {
             "available": report.gpu_counters_available,
             "note": report.gpu_counters,
