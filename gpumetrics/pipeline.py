@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import __version__
-from .catalog import exporter as selfmetrics
-from .model import Collection, Sample, Snapshot, SourceStatus
+from .catalog import health as selfmetrics
+from .samples import Collection, Sample, Snapshot, SourceStatus
 from .sources import Source
 
 __all__ = ["Sampler", "error_code", "status_samples"]

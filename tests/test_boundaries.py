@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gpumetrics"
 
 #: Layer of each top-level module of the package; a module may import its own layer or lower.
 LAYERS = {
-    "catalog": 0, "model": 0, "units": 0, "errors": 0, "exposition": 0,
+    "catalog": 0, "samples": 0, "units": 0, "errors": 0, "promtext": 0,
     "costmodel": 1, "hardware": 1, "config": 1,
     "hooks": 2,
     "sources": 3, "derive": 3,

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from gpumetrics import catalog
-from gpumetrics.model import Collection, Snapshot
 from gpumetrics.pipeline import Sampler, error_code, status_samples
+from gpumetrics.samples import Collection, Snapshot
 from gpumetrics.sources import Source
 
 GPU = ("0", "GPU-0", "NVIDIA H200")

@@ -2,7 +2,7 @@
 
 Prometheus families, OTel instruments, dashboards, rules, METRICS.md and deployment snippets
 are generated from `ALL` or tested against it. Entries live by area in `gpu`, `network`,
-`engine` and `exporter`; refer to them as objects (`catalog.gpu.GPU_POWER`), never by a
+`engine` and `health`; refer to them as objects (`catalog.gpu.GPU_POWER`), never by a
 hand-typed name.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import engine, exporter, gpu, network
+from . import engine, gpu, health, network
 from .spec import Group, MetricSpec, MetricType, Source, Stability, naming_problems
 
 __all__ = [
@@ -22,14 +22,14 @@ __all__ = [
     "Source",
     "Stability",
     "engine",
-    "exporter",
     "get",
     "gpu",
+    "health",
     "naming_problems",
     "network",
 ]
 
-ALL: tuple[MetricSpec, ...] = (*gpu.ALL, *network.ALL, *engine.ALL, *exporter.ALL)
+ALL: tuple[MetricSpec, ...] = (*gpu.ALL, *network.ALL, *engine.ALL, *health.ALL)
 
 BY_NAME = MappingProxyType({spec.name: spec for spec in ALL})
 

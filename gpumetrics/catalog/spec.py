@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..model import HistogramValue, Sample
+from ..samples import HistogramValue, Sample
 
 __all__ = [
     "Group",

@@ -11,7 +11,7 @@ import click
 
 from ..config import EngineEntry
 from ..errors import UnavailableError
-from ..model import Collection
+from ..samples import Collection
 from ..sources import Source
 from ..sources.engine import EngineConfig, EngineSource
 from ..sources.infiniband import InfinibandSource

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..model import Check
+from ..samples import Check
 from ..sources.ib_doctor import probe_infiniband
 from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
 from ..sources.nvml_doctor import probe_nvml

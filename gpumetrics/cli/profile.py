@@ -21,8 +21,8 @@ from rich.table import Table
 
 from ..errors import GpumetricsError, UnavailableError
 from ..hardware import GpuSpec, find_gpu, match_nvml_name
+from ..profile.activity import NvmlSampler
 from ..profile.analysis import Roofs
-from ..profile.gpu import NvmlSampler
 from ..profile.measure import Calibration, CellSpec, MeasureWindow, NullWindow, StepPlan
 from ..profile.output import PlotsUnavailableError, write_outputs
 from ..profile.report import ProfileReport
@@ -185,8 +185,8 @@ def _sweep(
         )
     try:
         from ..worker.calibrate import calibrate  # noqa: PLC0415 - torch, only when needed
+        from ..worker.cell_runner import WorkerRunner  # noqa: PLC0415
         from ..worker.engine import check_device  # noqa: PLC0415
-        from ..worker.sweep import WorkerRunner  # noqa: PLC0415
     except ImportError as exc:
         raise click.ClickException(
             f"the sweep runs the reference worker, which needs torch ({exc}): "

@@ -12,7 +12,7 @@ from rich.table import Table
 from ..costmodel import DTYPE_BYTES
 from ..errors import GpumetricsError
 from ..hardware import DTYPES
-from ..profile.roofline import RooflinePlan, plan, plan_to_dict, verdict
+from ..profile.planner import RooflinePlan, plan, plan_to_dict, verdict
 from ..units import format_bytes, format_si
 from .options import parse_int_list, resolve_gpu, resolve_model
 

@@ -1,8 +1,6 @@
 """Derived metrics as pure functions: no clock, no I/O; timestamps and deltas are passed in."""
 
-from .load import batch_occupancy, hit_ratio, load_score, mean_batch_size, miss_ratio
-from .rates import CounterPoint, counter_delta, counter_rate, is_saturated
-from .roofline import (
+from .efficiency import (
     Bound,
     arithmetic_intensity,
     attainable_flops,
@@ -12,6 +10,8 @@ from .roofline import (
     ridge_point,
     roofline_time,
 )
+from .load import batch_occupancy, hit_ratio, load_score, mean_batch_size, miss_ratio
+from .rates import CounterPoint, counter_delta, counter_rate, is_saturated
 
 __all__ = [
     "Bound",

@@ -62,7 +62,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from .. import __version__, catalog
 from ..catalog import MetricSpec
-from ..model import HistogramValue, Snapshot
+from ..samples import HistogramValue, Snapshot
 from .otel_map import (
     HistogramRow,
     InstrumentKind,

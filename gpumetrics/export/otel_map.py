@@ -46,9 +46,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..catalog import MetricSpec, MetricType
 from ..catalog import engine as engine_catalog
-from ..catalog import exporter as exporter_catalog
 from ..catalog import gpu as gpu_catalog
-from ..model import HistogramValue, Labels, Sample, Snapshot
+from ..catalog import health as health_catalog
+from ..samples import HistogramValue, Labels, Sample, Snapshot
 
 __all__ = [
     "ATTRIBUTE_KEYS",
@@ -100,7 +100,7 @@ METRIC_ATTRIBUTE_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
         gpu_catalog.GPU_ECC_ERRORS.name: {"type": "error.type"},
         gpu_catalog.GPU_TEMPERATURE.name: {"sensor": "hw.sensor_location"},
-        exporter_catalog.SOURCE_ERRORS.name: {"code": "error.type"},
+        health_catalog.SOURCE_ERRORS.name: {"code": "error.type"},
     }
 )
 

@@ -22,8 +22,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from .. import catalog
 from ..catalog import MetricSpec, MetricType
-from ..exposition import CONTENT_TYPE, TextRenderer
-from ..model import HistogramValue, Sample, Snapshot
+from ..promtext import CONTENT_TYPE, TextRenderer
+from ..samples import HistogramValue, Sample, Snapshot
 
 __all__ = ["PrometheusEndpoint", "SnapshotCollector", "families", "render_text"]
 

@@ -18,7 +18,7 @@ Thread-safety: one writer thread per EngineMetrics (the engine loop), any number
 readers (see `gpumetrics.hooks.metrics`).
 """
 
-from ..exposition import CONTENT_TYPE, render_samples
+from ..promtext import CONTENT_TYPE, render_samples
 from .endpoint import MetricsEndpoint, serve
 from .metrics import PHASES, EngineMetrics
 

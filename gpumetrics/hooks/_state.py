@@ -17,7 +17,7 @@ from itertools import accumulate
 from ..catalog import engine as cat
 from ..catalog.spec import MetricSpec
 from ..costmodel import ModelSpec, dtype_bytes
-from ..model import HistogramValue, Sample
+from ..samples import HistogramValue, Sample
 
 __all__ = ["HOOK_ERRORS", "EngineState"]
 

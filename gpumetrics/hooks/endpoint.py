@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from ..exposition import CONTENT_TYPE, render_samples
+from ..promtext import CONTENT_TYPE, render_samples
 from ._state import EngineState
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..costmodel import RequestWork
-from ..exposition import render_samples
-from ..model import Sample
+from ..promtext import render_samples
+from ..samples import Sample
 from ._state import E2E_BOUNDS, ITL_BOUNDS, MAX, STEP_BOUNDS, TTFT_BOUNDS, EngineState
 from ._work import recompute_flops, step_work
 

@@ -36,7 +36,7 @@ from ..costmodel import ModelSpec
 from ..derive import Bound, arithmetic_intensity, bound, mbu, mfu, ridge_point, roofline_time
 from ..hardware import GpuSpec
 from .measure import DECODE, CellMeasurement, CellSpec, GpuActivity, KvPool, StepPlan
-from .roofline import plan as roofline_plan
+from .planner import plan as roofline_plan
 from .sweep import SkippedCell, SweepOutcome, blocks_needed
 
 __all__ = [

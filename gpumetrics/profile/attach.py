@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ..catalog import engine as e
 from ..derive import Bound, bound, counter_delta, hit_ratio, mbu, mean_batch_size, mfu
 from ..errors import GpumetricsError
-from ..model import Collection
+from ..samples import Collection
 from ..sources import Source
 from .analysis import Roof
 from .measure import GpuActivity, MeasureWindow, NullWindow

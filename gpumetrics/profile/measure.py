@@ -1,6 +1,6 @@
 """What a profile measures, as plain records: cells, timed steps, calibration, GPU activity.
 
-Torch-free on purpose: the reference worker (`gpumetrics.worker.sweep`, `.calibrate`) fills
+Torch-free on purpose: the reference worker (`gpumetrics.worker.cell_runner`, `.calibrate`) fills
 these records and the profile report reads them, so the analysis, the reports and their tests
 run without torch. Everything is in base units: seconds, FLOPs, bytes, ratios in 0..1.
 """

@@ -1,8 +1,8 @@
 """The sweep: which cells to run, how much KV each needs, and running them through a runner.
 
 Torch-free: the cells are executed by a `CellRunner` (the reference worker's is
-`gpumetrics.worker.sweep.WorkerRunner`; tests use a fake), so this module and its callers never
-import torch. A cell that cannot fit (its sequences need more KV blocks than the pool) or that
+`gpumetrics.worker.cell_runner.WorkerRunner`; tests use a fake), so this module and its callers
+never import torch. A cell that cannot fit (its sequences need more KV blocks than the pool) or that
 the runner refuses (`CellSkipped`: device out of memory) is recorded as skipped, with the
 reason, and the others keep running.
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .dashboards.provisioning import dashboard_files
-from .exporters import exporter_files
+from .deployables import exporter_files
 from .metrics_md import render_metrics_md
 from .rules import rule_files
 from .runbooks import runbook_files

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ..model import Collection
+from ..samples import Collection
 
 __all__ = ["Source"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..model import Check
+from ..samples import Check
 from .infiniband import DEFAULT_ROOT, parse_rate, parse_state
 
 __all__ = ["probe_infiniband"]

@@ -46,7 +46,7 @@ from typing import Final, TypeVar
 from ..catalog import network
 from ..derive.rates import counter_delta, is_saturated
 from ..errors import UnavailableError
-from ..model import Collection, Sample
+from ..samples import Collection, Sample
 
 __all__ = [
     "DEFAULT_ROOT",

@@ -33,7 +33,7 @@ import pynvml
 from ..catalog import gpu as g
 from ..errors import UnavailableError
 from ..hardware import GpuSpec
-from ..model import Collection, Sample
+from ..samples import Collection, Sample
 from .gpm import GpmCollector
 from .nvml_devices import CLOCK_DOMAINS, DriverInfo, NvmlDevice, discover, read_driver
 from .nvml_fields import CLOCK_EVENT_REASONS, FieldBatch, read_field_values

@@ -18,7 +18,7 @@ import pynvml
 
 from ..catalog import gpu as g
 from ..hardware import DTYPES, GpuSpec, match_nvml_name
-from ..model import Labels, Sample
+from ..samples import Labels, Sample
 from .nvml_fields import FieldRead, field_reads, field_value
 from .nvml_lib import GpuLostError, error_name, nvml_call
 

@@ -16,7 +16,7 @@ import pynvml
 
 from ..errors import UnavailableError
 from ..hardware import match_nvml_name
-from ..model import Check
+from ..samples import Check
 from .nvml_lib import error_name, init_nvml, shutdown_nvml
 
 __all__ = ["probe_nvml"]

@@ -35,7 +35,7 @@ import pynvml
 
 from ..catalog import MetricSpec
 from ..catalog import gpu as g
-from ..model import Labels, Sample
+from ..samples import Labels, Sample
 from .nvml_lib import GpuLostError, error_name
 
 __all__ = [

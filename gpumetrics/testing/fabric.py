@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..model import Collection
+from ..samples import Collection
 from ..sources.infiniband import InfinibandSource
 from .sysfs import CounterSet, FakeInfinibandTree, fake_infiniband_tree
 

@@ -1,7 +1,7 @@
 """The reference inference worker: a nano-vllm-sized engine that exercises every engine metric.
 
-A Llama-style decoder with seeded random weights (`model`), a byte-level tokenizer
-(`tokenizer`), a paged KV cache with prefix caching and LRU eviction (`kvcache`), attention
+A Llama-style decoder with seeded random weights (`llama`), a byte-level tokenizer
+(`tokenizer`), a paged KV cache with prefix caching and LRU eviction (`block_manager`), attention
 over it (`attention`), continuous batching with preemption by recompute (`scheduler`), the
 instrumented loop (`engine`) and a multi-turn chat load (`loadgen`). The only package of
 gpumetrics that imports torch (`pip install 'gpumetrics[worker]'`).
@@ -17,10 +17,10 @@ The command-line equivalent: `gpumetrics worker --model tiny --kv-blocks 64 --re
 """
 
 from .attention import ATTENTION_PATHS
+from .block_manager import BlockManager, PrefixMatch
 from .engine import Engine, EngineConfig, FinishedRequest
-from .kvcache import BlockManager, PrefixMatch
+from .llama import CausalLM, build_model, hf_config_kwargs
 from .loadgen import SCENARIOS, ChatLoad, ChatScenario, TurnRequest, run_load
-from .model import CausalLM, build_model, hf_config_kwargs
 from .summary import WorkerSummary
 from .tokenizer import ByteTokenizer
 

@@ -21,8 +21,8 @@ import torch
 from ..costmodel import ModelSpec, RequestWork, step_cost
 from ..hooks import EngineMetrics
 from .attention import PagedKV, build_metadata, eager_attention, resolve_path, sdpa_attention
-from .kvcache import BlockManager
-from .model import build_model
+from .block_manager import BlockManager
+from .llama import build_model
 from .scheduler import Scheduler, SchedulerOutput
 from .scheduler import Sequence as Seq
 from .summary import WorkerStats, WorkerSummary

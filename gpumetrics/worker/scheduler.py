@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Sequence as Seq
 from dataclasses import dataclass
 
-from .kvcache import BlockManager, PrefixMatch
+from .block_manager import BlockManager, PrefixMatch
 
 __all__ = ["ScheduledSeq", "Scheduler", "SchedulerOutput", "Sequence"]
 

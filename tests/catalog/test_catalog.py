@@ -11,9 +11,9 @@ from gpumetrics import catalog
 from gpumetrics.catalog import MetricSpec, MetricType, naming_problems
 from gpumetrics.catalog.spec import metric, unit_of
 from gpumetrics.export.prometheus import render_text
-from gpumetrics.model import HistogramValue, Snapshot
 from gpumetrics.render import check, write
 from gpumetrics.render.metrics_md import render_metrics_md
+from gpumetrics.samples import HistogramValue, Snapshot
 
 
 def _one_sample_each() -> Snapshot:
@@ -88,7 +88,7 @@ def test_otel_names_are_unique_and_well_formed() -> None:
         assert not name.endswith(".")
         assert "." in name
     assert catalog.engine.RECOMPUTED_TOKENS.otel_name == "gpumetrics.engine.recomputed_tokens"
-    assert catalog.exporter.SOURCE_ERRORS.otel_name == "gpumetrics.source.errors"
+    assert catalog.health.SOURCE_ERRORS.otel_name == "gpumetrics.source.errors"
 
 
 def test_units_come_from_names() -> None:

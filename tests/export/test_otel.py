@@ -23,7 +23,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, M
 
 from gpumetrics import catalog
 from gpumetrics.export.otel import OtelExporter
-from gpumetrics.model import HistogramValue, Snapshot
+from gpumetrics.samples import HistogramValue, Snapshot
 
 G, E = catalog.gpu, catalog.engine
 GPU = ("0", "GPU-abc", "NVIDIA H200")

@@ -27,11 +27,11 @@ from gpumetrics.export.otel_map import (
     otlp_buckets,
     otlp_metrics_url,
 )
-from gpumetrics.model import HistogramValue, Sample, Snapshot
+from gpumetrics.samples import HistogramValue, Sample, Snapshot
 
 GPU = ("0", "GPU-abc", "NVIDIA H200")
 ENGINE = ("vllm-0", "llama")
-G, E, X = catalog.gpu, catalog.engine, catalog.exporter
+G, E, X = catalog.gpu, catalog.engine, catalog.health
 
 
 # --- endpoint ---------------------------------------------------------------------------

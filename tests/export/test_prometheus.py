@@ -6,7 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpumetrics import catalog
 from gpumetrics.export.prometheus import render_text
-from gpumetrics.model import HistogramValue, Snapshot
+from gpumetrics.samples import HistogramValue, Snapshot
 
 GPU = ("0", "GPU-abc", "NVIDIA H200")
 

@@ -9,7 +9,7 @@ import pytest
 from gpumetrics import catalog
 from gpumetrics.export.prometheus import PrometheusEndpoint
 from gpumetrics.export.server import MetricsServer, PortInUseError
-from gpumetrics.model import Snapshot
+from gpumetrics.samples import Snapshot
 
 
 def _get(port: int, path: str, accept: str | None = None) -> tuple[int, str, str]:

@@ -17,7 +17,7 @@ from gpumetrics import catalog
 from gpumetrics.config import WebConfig
 from gpumetrics.export.prometheus import PrometheusEndpoint
 from gpumetrics.export.server import MetricsServer
-from gpumetrics.model import Snapshot
+from gpumetrics.samples import Snapshot
 
 SNAPSHOT = Snapshot(0.0, (catalog.gpu.GPU_POWER.sample(321.0, "0", "GPU-0", "NVIDIA H200"),))
 SECRET_HELP = catalog.gpu.GPU_POWER.name

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gpumetrics import catalog
 from gpumetrics.render import ARTIFACTS, check, write
-from gpumetrics.render.exporters import CHART_METRICS_PATH, CHART_RULE_PATHS, render_metric_list
+from gpumetrics.render.deployables import CHART_METRICS_PATH, CHART_RULE_PATHS, render_metric_list
 from gpumetrics.render.rules import ALERTS_PATH, RECORDING_PATH
 
 from .tools import REPO

@@ -5,7 +5,7 @@ from __future__ import annotations
 from gpumetrics.catalog import engine as cat
 from gpumetrics.costmodel import ModelSpec
 from gpumetrics.hooks import EngineMetrics
-from gpumetrics.model import HistogramValue
+from gpumetrics.samples import HistogramValue
 
 Values = dict[tuple[str, tuple[str, ...]], float | HistogramValue]
 

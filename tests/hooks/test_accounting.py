@@ -6,7 +6,7 @@ import pytest
 
 from gpumetrics.catalog import engine as cat
 from gpumetrics.hooks import EngineMetrics
-from gpumetrics.model import HistogramValue
+from gpumetrics.samples import HistogramValue
 
 from .helpers import values
 

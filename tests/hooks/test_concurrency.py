@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpumetrics.catalog import engine as cat
 from gpumetrics.hooks import EngineMetrics
-from gpumetrics.model import HistogramValue
+from gpumetrics.samples import HistogramValue
 
 STEPS = 20_000
 

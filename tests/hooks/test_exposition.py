@@ -13,9 +13,9 @@ from prometheus_client.samples import Sample as PromSample
 from gpumetrics import catalog
 from gpumetrics.catalog import engine as cat
 from gpumetrics.costmodel import RequestWork
-from gpumetrics.exposition import escape_help, escape_label_value, format_value
 from gpumetrics.hooks import EngineMetrics, render_samples
-from gpumetrics.model import HistogramValue
+from gpumetrics.promtext import escape_help, escape_label_value, format_value
+from gpumetrics.samples import HistogramValue
 
 from .helpers import SMALL
 

@@ -9,8 +9,8 @@ import pynvml
 import pytest
 
 from gpumetrics.costmodel import PRESETS
+from gpumetrics.profile.activity import GPM_MIN_SECONDS, NvmlSampler, activity_from
 from gpumetrics.profile.analysis import Roof, Roofs
-from gpumetrics.profile.gpu import GPM_MIN_SECONDS, NvmlSampler, activity_from
 from gpumetrics.profile.measure import (
     DECODE,
     PREFILL,

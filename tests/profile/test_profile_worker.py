@@ -18,7 +18,7 @@ from gpumetrics.profile.measure import (
 )
 from gpumetrics.profile.sweep import blocks_needed
 from gpumetrics.worker.calibrate import calibrate
-from gpumetrics.worker.sweep import WorkerRunner
+from gpumetrics.worker.cell_runner import WorkerRunner
 
 MODEL = PRESETS["tiny"]
 PLAN = StepPlan(steps=3, warmup=1)

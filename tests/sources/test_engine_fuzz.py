@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpumetrics.catalog import engine as e
-from gpumetrics.model import Collection, HistogramValue
+from gpumetrics.samples import Collection, HistogramValue
 from gpumetrics.sources.engine import KINDS, EngineConfig, EngineError, collection_from_text
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "engines"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from gpumetrics.catalog import engine as e
-from gpumetrics.catalog import exporter as selfmetrics
-from gpumetrics.model import Collection
+from gpumetrics.catalog import health as selfmetrics
 from gpumetrics.pipeline import Sampler
+from gpumetrics.samples import Collection
 from gpumetrics.sources.engine import EngineConfig, EngineError, EngineSource
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "engines"

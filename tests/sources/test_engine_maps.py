@@ -9,7 +9,7 @@ import pytest
 from gpumetrics.catalog import MetricSpec
 from gpumetrics.catalog import engine as e
 from gpumetrics.export.prometheus import render_text
-from gpumetrics.model import Collection, HistogramValue, Sample, Snapshot
+from gpumetrics.samples import Collection, HistogramValue, Sample, Snapshot
 from gpumetrics.sources.engine import EngineConfig, EngineError, collection_from_text
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "engines"

@@ -9,7 +9,7 @@ import pynvml
 import pytest
 
 from gpumetrics.catalog import gpu as g
-from gpumetrics.model import Collection
+from gpumetrics.samples import Collection
 from gpumetrics.sources.gpm import GPM_METRICS, MIN_INTERVAL_SECONDS
 from gpumetrics.sources.nvml import NvmlSource
 from gpumetrics.testing import DEFAULT_WORKLOAD, FakeNvml, ManualClock

@@ -8,7 +8,7 @@ import pytest
 
 from gpumetrics import catalog
 from gpumetrics.errors import UnavailableError
-from gpumetrics.model import Collection
+from gpumetrics.samples import Collection
 from gpumetrics.sources import Source
 from gpumetrics.sources.infiniband import (
     DEFAULT_ROOT,

@@ -14,7 +14,7 @@ from gpumetrics.catalog import MetricSpec
 from gpumetrics.catalog import gpu as g
 from gpumetrics.errors import UnavailableError
 from gpumetrics.hardware import GPUS, with_overrides
-from gpumetrics.model import Collection, Sample
+from gpumetrics.samples import Collection, Sample
 from gpumetrics.sources import Source
 from gpumetrics.sources.nvml import LOST, NvmlSource
 from gpumetrics.sources.nvml_fields import (

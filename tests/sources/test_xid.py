@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pynvml
 
 from gpumetrics.catalog import gpu as g
-from gpumetrics.model import Collection
+from gpumetrics.samples import Collection
 from gpumetrics.sources.nvml import NvmlSource
 from gpumetrics.sources.xid import XidWatcher
 from gpumetrics.testing import FakeNvml

@@ -12,7 +12,7 @@ pytest.importorskip("torch", reason="the worker needs torch: pip install 'gpumet
 from gpumetrics.catalog import engine as cat
 from gpumetrics.costmodel import PRESETS
 from gpumetrics.hooks import EngineMetrics
-from gpumetrics.model import HistogramValue
+from gpumetrics.samples import HistogramValue
 from gpumetrics.worker import Engine, EngineConfig, FinishedRequest, WorkerSummary
 
 SPEC = PRESETS["tiny"]

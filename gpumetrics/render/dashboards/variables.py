@@ -12,8 +12,8 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from ...catalog import MetricSpec
 from ...catalog import engine as e
-from ...catalog import exporter as x
 from ...catalog import gpu as g
+from ...catalog import health as x
 from .panels import DATASOURCE
 
 __all__ = [

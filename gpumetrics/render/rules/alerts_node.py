@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...catalog import exporter as x
 from ...catalog import gpu as g
+from ...catalog import health as x
 from .model import DEFAULT_CONFIG, Alert, RuleConfig, Runbook, Severity
 from .promql import increase, rate, sel
 

@@ -2,7 +2,7 @@
 
 The sidecar reads an engine exactly as Prometheus would (DESIGN.md §3.3): one bounded HTTP GET
 of Prometheus text per cycle (`fetch.py`), parsed (`parse.py`, prometheus_client's parser) and
-mapped (`maps.py` names, `mapping.py` aggregation) into samples labelled engine=<configured
+mapped (`per_engine.py` names, `apply.py` aggregation) into samples labelled engine=<configured
 name>, model=<served model>, plus `gpumetrics_engine_info{engine,model,kind}` and one
 `gpumetrics_engine_gpu_info{engine,model,gpu,gpu_uuid}` per declared GPU (a GPU declared by
 index only has gpu_uuid "", by UUID only gpu ""). Kinds: gpumetrics (our hooks, identity
@@ -13,12 +13,12 @@ down and the others keep flowing (DESIGN.md §3.5).
 
 from __future__ import annotations
 
+from .apply import map_exposition
 from .config import AUTO, KINDS, Endpoint, EngineConfig, GpuRef
 from .errors import EngineError
-from .exposition import Exposition, RawSample
-from .mapping import map_exposition
-from .maps import MAPS, detect_kind
+from .page import Exposition, RawSample
 from .parse import decode, parse_text
+from .per_engine import MAPS, detect_kind
 from .source import EngineSource, collection_from_text, fetch_metrics
 
 __all__ = [

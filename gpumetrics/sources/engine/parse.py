@@ -11,7 +11,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from .errors import PARSE, EngineError
-from .exposition import Exposition, RawSample
+from .page import Exposition, RawSample
 
 __all__ = ["decode", "parse_text"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ...model import Collection
+from ...samples import Collection
+from .apply import map_exposition
 from .config import EngineConfig
 from .fetch import fetch
-from .mapping import map_exposition
 from .parse import decode, parse_text
 
 __all__ = ["EngineSource", "collection_from_text", "fetch_metrics"]

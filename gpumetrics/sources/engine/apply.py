@@ -31,12 +31,12 @@ from dataclasses import dataclass
 
 from ...catalog import MetricSpec
 from ...catalog import engine as e
-from ...model import Collection, HistogramValue, Labels, Sample
+from ...samples import Collection, HistogramValue, Labels, Sample
 from .config import AUTO, EngineConfig
 from .errors import INVALID_SERIES, UNKNOWN_KIND, EngineError
-from .exposition import Exposition, label_number
-from .maps import MAPS, detect_kind
-from .rules import EngineMap, HistRule, PerGpu, Rule
+from .page import Exposition, label_number
+from .per_engine import MAPS, detect_kind
+from .vocabulary import EngineMap, HistRule, PerGpu, Rule
 
 __all__ = ["map_exposition"]
 

@@ -33,8 +33,8 @@ from typing import Final
 
 from ...catalog import MetricType
 from ...catalog import engine as e
-from .exposition import Exposition
-from .rules import CacheInfo, EngineMap, HistRule, PerGpu, rule, src
+from .page import Exposition
+from .vocabulary import CacheInfo, EngineMap, HistRule, PerGpu, rule, src
 
 __all__ = ["GPUMETRICS", "MAPS", "SGLANG", "TRTLLM", "VLLM", "detect_kind"]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-from ...model import HistogramValue
+from ...samples import HistogramValue
 
 __all__ = ["Exposition", "RawSample", "label_number"]
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from . import catalog
 from .catalog import MetricSpec, MetricType
-from .model import HistogramValue, Labels, Sample, Snapshot
+from .samples import HistogramValue, Labels, Sample, Snapshot
 
 __all__ = [
     "CONTENT_TYPE",

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ..catalog import gpu as g
-from ..model import Collection
+from ..samples import Collection
 from ..sources import Source
 from .measure import GpuActivity
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("torch", reason="the worker needs torch: pip install 'gpumetrics[worker]'")
 
-from gpumetrics.worker.kvcache import BlockManager
+from gpumetrics.worker.block_manager import BlockManager
 
 BS = 4
 

@@ -43,8 +43,8 @@ from ..profile.measure import (
     StepRecord,
 )
 from ..profile.sweep import blocks_needed, decode_max_tokens, prompt_tokens, step_budget
+from .block_manager import BlockManager
 from .engine import Engine, EngineConfig, check_device
-from .kvcache import BlockManager
 from .scheduler import Scheduler
 
 __all__ = ["CUDA_RESERVE_BYTES", "WorkerRunner", "device_info"]

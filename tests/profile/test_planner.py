@@ -9,7 +9,7 @@ import pytest
 from gpumetrics.costmodel import PRESETS, ModelSpec
 from gpumetrics.derive import Bound
 from gpumetrics.hardware import GPUS, with_overrides
-from gpumetrics.profile.roofline import RooflinePlan, plan, plan_to_dict, verdict
+from gpumetrics.profile.planner import RooflinePlan, plan, plan_to_dict, verdict
 
 GIB = 2**30
 

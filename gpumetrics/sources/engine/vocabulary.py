@@ -1,6 +1,6 @@
 """The vocabulary of a name map: which engine series feed which catalog family.
 
-A map is data (`EngineMap`), applied by `mapping.py`; the maps themselves are in `maps.py`.
+A map is data (`EngineMap`), applied by `apply.py`; the maps themselves are in `per_engine.py`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ...catalog import MetricSpec
-from .exposition import Exposition, RawSample
+from .page import Exposition, RawSample
 
 __all__ = ["CacheInfo", "EngineMap", "HistRule", "PerGpu", "Rule", "Src", "rule", "src"]
 
@@ -50,7 +50,7 @@ def rule(spec: MetricSpec, *sources: Src, **fixed: str) -> Rule:
 @dataclass(frozen=True, slots=True)
 class HistRule:
     """A histogram family fed by the first histogram of `bases` present, with its own
-    buckets (see `mapping.py` for why they are not re-bucketed)."""
+    buckets (see `apply.py` for why they are not re-bucketed)."""
 
     spec: MetricSpec
     bases: tuple[str, ...]
@@ -69,7 +69,7 @@ class CacheInfo:
 @dataclass(frozen=True, slots=True)
 class PerGpu:
     """A per-GPU counter (`vllm:estimated_flops_per_gpu_total`) that feeds an engine-wide
-    family once multiplied by the engine's GPUs (see `mapping.py`)."""
+    family once multiplied by the engine's GPUs (see `apply.py`)."""
 
     spec: MetricSpec
     name: str

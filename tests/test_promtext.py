@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpumetrics import catalog
 from gpumetrics.export.prometheus import PrometheusEndpoint, render_text
-from gpumetrics.exposition import TextRenderer, format_value
-from gpumetrics.model import HistogramValue, Sample, Snapshot
+from gpumetrics.promtext import TextRenderer, format_value
+from gpumetrics.samples import HistogramValue, Sample, Snapshot
 
 from .catalog.test_catalog import _one_sample_each
 
