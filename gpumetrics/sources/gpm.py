@@ -34,6 +34,7 @@ from ..catalog import gpu as g
 from ..samples import Labels, Sample
 from ..units import MIB
 from .nvml_lib import GpuLostError, error_name
+from .nvml_names import NAMES
 
 __all__ = ["GPM_METRICS", "MIN_INTERVAL_SECONDS", "GpmCollector", "GpmMetric"]
 
@@ -53,19 +54,29 @@ class GpmMetric:
     scale: float = 0.01
 
 
-GPM_METRICS: tuple[GpmMetric, ...] = (
-    GpmMetric(pynvml.NVML_GPM_METRIC_SM_UTIL, g.GPM_SM_ACTIVE),
-    GpmMetric(pynvml.NVML_GPM_METRIC_SM_OCCUPANCY, g.GPM_SM_OCCUPANCY),
-    GpmMetric(pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL, g.GPM_TENSOR_ACTIVE),
-    GpmMetric(pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL, g.GPM_DRAM_ACTIVE),
-    GpmMetric(pynvml.NVML_GPM_METRIC_FP64_UTIL, g.GPM_PIPE_ACTIVE, ("fp64",)),
-    GpmMetric(pynvml.NVML_GPM_METRIC_FP32_UTIL, g.GPM_PIPE_ACTIVE, ("fp32",)),
-    GpmMetric(pynvml.NVML_GPM_METRIC_FP16_UTIL, g.GPM_PIPE_ACTIVE, ("fp16",)),
-    GpmMetric(pynvml.NVML_GPM_METRIC_INTEGER_UTIL, g.GPM_PIPE_ACTIVE, ("integer",)),
-    GpmMetric(pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC, g.GPM_PCIE_BANDWIDTH, ("tx",), MIB),
-    GpmMetric(pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC, g.GPM_PCIE_BANDWIDTH, ("rx",), MIB),
-    GpmMetric(pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC, g.GPM_NVLINK_BANDWIDTH, ("rx",), MIB),
-    GpmMetric(pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC, g.GPM_NVLINK_BANDWIDTH, ("tx",), MIB),
+#: (pynvml name of the metric id, metric, extra labels, scale), in request order.
+_METRICS = (
+    ("NVML_GPM_METRIC_SM_UTIL", g.GPM_SM_ACTIVE, (), 0.01),
+    ("NVML_GPM_METRIC_SM_OCCUPANCY", g.GPM_SM_OCCUPANCY, (), 0.01),
+    ("NVML_GPM_METRIC_ANY_TENSOR_UTIL", g.GPM_TENSOR_ACTIVE, (), 0.01),
+    ("NVML_GPM_METRIC_DRAM_BW_UTIL", g.GPM_DRAM_ACTIVE, (), 0.01),
+    ("NVML_GPM_METRIC_FP64_UTIL", g.GPM_PIPE_ACTIVE, ("fp64",), 0.01),
+    ("NVML_GPM_METRIC_FP32_UTIL", g.GPM_PIPE_ACTIVE, ("fp32",), 0.01),
+    ("NVML_GPM_METRIC_FP16_UTIL", g.GPM_PIPE_ACTIVE, ("fp16",), 0.01),
+    ("NVML_GPM_METRIC_INTEGER_UTIL", g.GPM_PIPE_ACTIVE, ("integer",), 0.01),
+    ("NVML_GPM_METRIC_PCIE_TX_PER_SEC", g.GPM_PCIE_BANDWIDTH, ("tx",), MIB),
+    ("NVML_GPM_METRIC_PCIE_RX_PER_SEC", g.GPM_PCIE_BANDWIDTH, ("rx",), MIB),
+    ("NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC", g.GPM_NVLINK_BANDWIDTH, ("rx",), MIB),
+    ("NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC", g.GPM_NVLINK_BANDWIDTH, ("tx",), MIB),
+)
+
+#: The GPM metrics this pynvml names (a metric id it lacks is not requested; doctor lists it).
+GPM_METRICS: tuple[GpmMetric, ...] = tuple(
+    GpmMetric(metric_id, spec, labels, scale)
+    for metric_id, spec, labels, scale in (
+        (NAMES.constant(name), spec, labels, scale) for name, spec, labels, scale in _METRICS
+    )
+    if metric_id is not None
 )
 
 

@@ -36,7 +36,7 @@ from ..hardware import GpuSpec
 from ..samples import Collection, Sample
 from .gpm import GpmCollector
 from .nvml_devices import CLOCK_DOMAINS, DriverInfo, NvmlDevice, discover, read_driver
-from .nvml_fields import CLOCK_EVENT_REASONS, FieldBatch, read_field_values
+from .nvml_fields import FieldBatch, read_field_values
 from .nvml_lib import (
     UNAVAILABLE_HINT,
     GpuLostError,
@@ -45,6 +45,7 @@ from .nvml_lib import (
     note_error,
     shutdown_nvml,
 )
+from .nvml_names import CLOCK_EVENT_REASON_READERS, CLOCK_EVENT_REASONS
 from .xid import XidWatcher
 
 __all__ = ["LOST", "NvmlSource"]
@@ -322,11 +323,11 @@ class NvmlSource:
             mhz = self._call(device, errors, pynvml.nvmlDeviceGetClockInfo, clock_type)
             if mhz is not None:
                 out.append(Sample(g.GPU_CLOCK.name, labels, float(mhz) * _MHZ))
-        mask = self._call(device, errors, pynvml.nvmlDeviceGetCurrentClocksEventReasons)
-        if mask is None and (device.key, "nvmlDeviceGetCurrentClocksEventReasons") in (
-            self._unsupported
-        ):
-            mask = self._call(device, errors, pynvml.nvmlDeviceGetCurrentClocksThrottleReasons)
+        mask = None
+        for reader in CLOCK_EVENT_REASON_READERS:  # the next only where the driver lacks one
+            mask = self._call(device, errors, reader)
+            if mask is not None or (device.key, reader.__name__) not in self._unsupported:
+                break
         if mask is not None:
             out.extend(hot.throttle_samples(mask))
         return out

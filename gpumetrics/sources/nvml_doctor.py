@@ -1,8 +1,9 @@
 """What NVML supports on this node, and why not: the NVML half of `gpumetrics doctor`.
 
-Each probe is one NVML call whose outcome is reported, never raised: library and driver,
-devices, the spec-table match (peaks), MIG, GPM support and permission, NVLink links, the
-energy counter, the naive utilization and XID event support.
+Each probe is one NVML call whose outcome is reported, never raised: the nvidia-ml-py release
+and the names it lacks (those readings are not taken), library and driver, devices, the
+spec-table match (peaks), MIG, GPM support and permission, NVLink links, the energy counter,
+the naive utilization and XID event support.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pynvml
 from ..errors import UnavailableError
 from ..hardware import match_nvml_name
 from ..samples import Check
+from . import gpm, nvml_fields
 from .nvml_lib import error_name, init_nvml, shutdown_nvml
+from .nvml_names import NAMES, pynvml_version
 
 __all__ = ["probe_nvml"]
 
@@ -173,9 +176,28 @@ def _device_checks(index: int) -> list[Check]:
     return checks
 
 
+#: The modules whose tables look their pynvml names up in NAMES (imported for that).
+_RESOLVED_BY = (gpm.__name__, nvml_fields.__name__)
+
+
+def _names_check() -> Check:
+    """Which readings this nvidia-ml-py cannot name (each is then not supported)."""
+    version = pynvml_version()
+    missing = NAMES.missing
+    if not missing:
+        return Check("node", "nvidia-ml-py", _OK, f"{version}: names every reading taken")
+    return Check(
+        "node",
+        "nvidia-ml-py",
+        _WARN,
+        f"{version} lacks {len(missing)}, not read: " + "; ".join(m.describe() for m in missing),
+        "those readings are reported as not supported; nvidia-ml-py 13.615.71 names them all",
+    )
+
+
 def probe_nvml(dev_root: Path = Path("/dev")) -> list[Check]:
     """Every NVML finding for this node (and whether the device nodes are visible)."""
-    checks: list[Check] = []
+    checks: list[Check] = [_names_check()]
     ctl = dev_root / "nvidiactl"
     if ctl.exists():
         readable = os.access(ctl, os.R_OK | os.W_OK)

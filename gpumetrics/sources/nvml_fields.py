@@ -37,6 +37,7 @@ from ..catalog import MetricSpec
 from ..catalog import gpu as g
 from ..samples import Labels, Sample
 from .nvml_lib import GpuLostError, error_name
+from .nvml_names import CLOCK_EVENT_REASONS, NAMES, throttle_time_fields
 
 __all__ = [
     "CLOCK_EVENT_REASONS",
@@ -50,25 +51,13 @@ __all__ = [
     "read_field_values",
 ]
 
-#: GPU core temperature as a field, where this pynvml knows the id; else the source calls
-#: nvmlDeviceGetTemperature (nvidia-smi --query-gpu=temperature.gpu).
-GPU_TEMPERATURE_FIELD: int | None = getattr(pynvml, "NVML_FI_DEV_TEMPERATURE_CURRENT", None)
+#: GPU core temperature as a field, where this pynvml knows the id (no release so far does);
+#: else the source calls nvmlDeviceGetTemperature (nvidia-smi --query-gpu=temperature.gpu).
+GPU_TEMPERATURE_FIELD: int | None = NAMES.constant("NVML_FI_DEV_TEMPERATURE_CURRENT", record=False)
 
-#: Clock event (throttle) reasons: label -> bit of nvmlDeviceGetCurrentClocksEventReasons
-#: (nvidia-smi -q -d PERFORMANCE). The last two exist only under the older "throttle" name.
-CLOCK_EVENT_REASONS: tuple[tuple[str, int], ...] = (
-    ("gpu_idle", pynvml.nvmlClocksEventReasonGpuIdle),
-    ("applications_clocks_setting", pynvml.nvmlClocksEventReasonApplicationsClocksSetting),
-    ("sw_power_cap", pynvml.nvmlClocksEventReasonSwPowerCap),
-    ("hw_slowdown", pynvml.nvmlClocksEventReasonHwSlowdown),
-    ("sync_boost", pynvml.nvmlClocksEventReasonSyncBoost),
-    ("sw_thermal_slowdown", pynvml.nvmlClocksEventReasonSwThermalSlowdown),
-    ("hw_thermal_slowdown", pynvml.nvmlClocksEventReasonHwThermalSlowdown),
-    ("hw_power_brake_slowdown", pynvml.nvmlClocksEventReasonHwPowerBrakeSlowdown),
-    ("display_clock_setting", pynvml.nvmlClocksEventReasonDisplayClockSetting),
-    ("board_limit", pynvml.nvmlClocksThrottleReasonBoardLimit),
-    ("reliability", pynvml.nvmlClocksThrottleReasonReliability),
-)
+#: NVML_NVLINK_STATE_ACTIVE (nvml.h: 1); releases before 12.570 lack it, and then the link
+#: state is not read.
+_LINK_ACTIVE: int | None = NAMES.constant("NVML_NVLINK_STATE_ACTIVE", what="NVLink link state")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,68 +81,82 @@ class FieldRead:
         return self.field_id if self.scope is None else (self.field_id, self.scope)
 
     def sample(self, raw: float, gpu_labels: Labels) -> Sample:
-        if self.link_state:
-            value = 1.0 if raw == pynvml.NVML_NVLINK_STATE_ACTIVE else 0.0
-        else:
-            value = raw * self.scale
+        value = (1.0 if raw == _LINK_ACTIVE else 0.0) if self.link_state else raw * self.scale
         return self.spec.sample(value, *gpu_labels, *self.extra_labels)
 
 
-def _scalar(field_id: int, spec: MetricSpec, *labels: str, scale: float = 1.0) -> FieldRead:
-    return FieldRead(field_id, None, spec, labels, scale)
+def _field(name: str) -> int | None:
+    """A field id by its pynvml name (None, and listed by doctor, when this pynvml lacks it)."""
+    return NAMES.constant(name)
 
 
-_THROTTLE_TIME = (
-    (pynvml.NVML_FI_DEV_PERF_POLICY_POWER, "sw_power_cap"),
-    (pynvml.NVML_FI_DEV_PERF_POLICY_THERMAL, "thermal"),
-    (pynvml.NVML_FI_DEV_PERF_POLICY_SYNC_BOOST, "sync_boost"),
-    (pynvml.NVML_FI_DEV_PERF_POLICY_BOARD_LIMIT, "board_limit"),
-    (pynvml.NVML_FI_DEV_PERF_POLICY_LOW_UTILIZATION, "low_utilization"),
-    (pynvml.NVML_FI_DEV_PERF_POLICY_RELIABILITY, "reliability"),
-    (pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN, "sw_thermal_slowdown"),
-    (pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN, "hw_thermal_slowdown"),
-    (pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN, "hw_power_brake_slowdown"),
+def _scalar(name: str, spec: MetricSpec, *labels: str, scale: float = 1.0) -> FieldRead | None:
+    field_id = _field(name)
+    return None if field_id is None else FieldRead(field_id, None, spec, labels, scale)
+
+
+def _throttle(field_id: int, reason: str) -> FieldRead:
+    return FieldRead(field_id, None, g.GPU_THROTTLE_TIME, (reason,), 1e-9)
+
+
+_ECC, _NVLINK = "NVML_FI_DEV_ECC_", "NVML_FI_DEV_NVLINK_"
+_SCALARS: tuple[FieldRead, ...] = tuple(
+    read
+    for read in (
+        _scalar("NVML_FI_DEV_POWER_INSTANT", g.GPU_POWER, scale=1e-3),
+        _scalar("NVML_FI_DEV_POWER_CURRENT_LIMIT", g.GPU_POWER_LIMIT, scale=1e-3),
+        _scalar("NVML_FI_DEV_ENERGY", g.GPU_ENERGY, scale=1e-3),
+        _scalar("NVML_FI_DEV_MEMORY_TEMP", g.GPU_TEMPERATURE, "memory"),
+        _scalar("NVML_FI_DEV_PCIE_COUNT_TX_BYTES", g.GPU_PCIE_BYTES, "tx"),
+        _scalar("NVML_FI_DEV_PCIE_COUNT_RX_BYTES", g.GPU_PCIE_BYTES, "rx"),
+        _scalar("NVML_FI_DEV_PCIE_REPLAY_COUNTER", g.GPU_PCIE_REPLAYS),
+        *(_throttle(field_id, reason) for field_id, reason in throttle_time_fields(NAMES)),
+        _scalar(_ECC + "SBE_VOL_TOTAL", g.GPU_ECC_ERRORS, "corrected", "volatile"),
+        _scalar(_ECC + "DBE_VOL_TOTAL", g.GPU_ECC_ERRORS, "uncorrected", "volatile"),
+        _scalar(_ECC + "SBE_AGG_TOTAL", g.GPU_ECC_ERRORS, "corrected", "aggregate"),
+        _scalar(_ECC + "DBE_AGG_TOTAL", g.GPU_ECC_ERRORS, "uncorrected", "aggregate"),
+        _scalar("NVML_FI_DEV_REMAPPED_COR", g.GPU_REMAPPED_ROWS, "correctable"),
+        _scalar("NVML_FI_DEV_REMAPPED_UNC", g.GPU_REMAPPED_ROWS, "uncorrectable"),
+        _scalar("NVML_FI_DEV_REMAPPED_PENDING", g.GPU_ROW_REMAP_PENDING),
+        _scalar("NVML_FI_DEV_REMAPPED_FAILURE", g.GPU_ROW_REMAP_FAILED),
+        _scalar(_NVLINK + "CRC_FLIT_ERROR_COUNT_TOTAL", g.NVLINK_ERRORS, "crc_flit"),
+        _scalar(_NVLINK + "CRC_DATA_ERROR_COUNT_TOTAL", g.NVLINK_ERRORS, "crc_data"),
+        _scalar(_NVLINK + "REPLAY_ERROR_COUNT_TOTAL", g.NVLINK_ERRORS, "replay"),
+        _scalar(_NVLINK + "RECOVERY_ERROR_COUNT_TOTAL", g.NVLINK_ERRORS, "recovery"),
+        _scalar(_NVLINK + "ECC_DATA_ERROR_COUNT_TOTAL", g.NVLINK_ERRORS, "ecc"),
+    )
+    if read is not None
 )
 
-_SCALARS: tuple[FieldRead, ...] = (
-    _scalar(pynvml.NVML_FI_DEV_POWER_INSTANT, g.GPU_POWER, scale=1e-3),
-    _scalar(pynvml.NVML_FI_DEV_POWER_CURRENT_LIMIT, g.GPU_POWER_LIMIT, scale=1e-3),
-    _scalar(pynvml.NVML_FI_DEV_ENERGY, g.GPU_ENERGY, scale=1e-3),
-    _scalar(pynvml.NVML_FI_DEV_MEMORY_TEMP, g.GPU_TEMPERATURE, "memory"),
-    _scalar(pynvml.NVML_FI_DEV_PCIE_COUNT_TX_BYTES, g.GPU_PCIE_BYTES, "tx"),
-    _scalar(pynvml.NVML_FI_DEV_PCIE_COUNT_RX_BYTES, g.GPU_PCIE_BYTES, "rx"),
-    _scalar(pynvml.NVML_FI_DEV_PCIE_REPLAY_COUNTER, g.GPU_PCIE_REPLAYS),
-    *(_scalar(fid, g.GPU_THROTTLE_TIME, reason, scale=1e-9) for fid, reason in _THROTTLE_TIME),
-    _scalar(pynvml.NVML_FI_DEV_ECC_SBE_VOL_TOTAL, g.GPU_ECC_ERRORS, "corrected", "volatile"),
-    _scalar(pynvml.NVML_FI_DEV_ECC_DBE_VOL_TOTAL, g.GPU_ECC_ERRORS, "uncorrected", "volatile"),
-    _scalar(pynvml.NVML_FI_DEV_ECC_SBE_AGG_TOTAL, g.GPU_ECC_ERRORS, "corrected", "aggregate"),
-    _scalar(pynvml.NVML_FI_DEV_ECC_DBE_AGG_TOTAL, g.GPU_ECC_ERRORS, "uncorrected", "aggregate"),
-    _scalar(pynvml.NVML_FI_DEV_REMAPPED_COR, g.GPU_REMAPPED_ROWS, "correctable"),
-    _scalar(pynvml.NVML_FI_DEV_REMAPPED_UNC, g.GPU_REMAPPED_ROWS, "uncorrectable"),
-    _scalar(pynvml.NVML_FI_DEV_REMAPPED_PENDING, g.GPU_ROW_REMAP_PENDING),
-    _scalar(pynvml.NVML_FI_DEV_REMAPPED_FAILURE, g.GPU_ROW_REMAP_FAILED),
-    _scalar(pynvml.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL, g.NVLINK_ERRORS, "crc_flit"),
-    _scalar(pynvml.NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL, g.NVLINK_ERRORS, "crc_data"),
-    _scalar(pynvml.NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL, g.NVLINK_ERRORS, "replay"),
-    _scalar(pynvml.NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL, g.NVLINK_ERRORS, "recovery"),
-    _scalar(pynvml.NVML_FI_DEV_NVLINK_ECC_DATA_ERROR_COUNT_TOTAL, g.NVLINK_ERRORS, "ecc"),
+#: Per-link reads: (field name, metric, labels after the link, scale, is the link state).
+_PER_LINK = (
+    ("THROUGHPUT_DATA_TX", g.NVLINK_DATA_BYTES, ("tx",), 1024.0, False),
+    ("THROUGHPUT_DATA_RX", g.NVLINK_DATA_BYTES, ("rx",), 1024.0, False),
+    ("THROUGHPUT_RAW_TX", g.NVLINK_RAW_BYTES, ("tx",), 1024.0, False),
+    ("THROUGHPUT_RAW_RX", g.NVLINK_RAW_BYTES, ("rx",), 1024.0, False),
+    ("GET_STATE", g.NVLINK_LINK_UP, (), 1.0, True),
+    ("GET_SPEED", g.NVLINK_SPEED, (), 1e6, False),
+    ("ERROR_DL_REPLAY", g.NVLINK_LINK_ERRORS, ("replay",), 1.0, False),
+    ("ERROR_DL_RECOVERY", g.NVLINK_LINK_ERRORS, ("recovery",), 1.0, False),
+    ("ERROR_DL_CRC", g.NVLINK_LINK_ERRORS, ("crc",), 1.0, False),
+)
+#: (field id, metric, labels after the link, scale, is the link state) for the fields this
+#: pynvml names (the state only where it also names NVML_NVLINK_STATE_ACTIVE).
+_PER_LINK_FIELDS = tuple(
+    (field_id, spec, labels, scale, state)
+    for field_id, spec, labels, scale, state in (
+        (_field(_NVLINK + name), spec, labels, scale, state)
+        for name, spec, labels, scale, state in _PER_LINK
+    )
+    if field_id is not None and (_LINK_ACTIVE is not None or not state)
 )
 
 
 def _per_link(link: int) -> tuple[FieldRead, ...]:
     name = str(link)
-    kib = 1024.0
-    data, raw, errors = g.NVLINK_DATA_BYTES, g.NVLINK_RAW_BYTES, g.NVLINK_LINK_ERRORS
-    return (
-        FieldRead(pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, link, data, (name, "tx"), kib),
-        FieldRead(pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX, link, data, (name, "rx"), kib),
-        FieldRead(pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_RAW_TX, link, raw, (name, "tx"), kib),
-        FieldRead(pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_RAW_RX, link, raw, (name, "rx"), kib),
-        FieldRead(pynvml.NVML_FI_DEV_NVLINK_GET_STATE, link, g.NVLINK_LINK_UP, (name,), 1.0, True),
-        FieldRead(pynvml.NVML_FI_DEV_NVLINK_GET_SPEED, link, g.NVLINK_SPEED, (name,), 1e6),
-        FieldRead(pynvml.NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, link, errors, (name, "replay")),
-        FieldRead(pynvml.NVML_FI_DEV_NVLINK_ERROR_DL_RECOVERY, link, errors, (name, "recovery")),
-        FieldRead(pynvml.NVML_FI_DEV_NVLINK_ERROR_DL_CRC, link, errors, (name, "crc")),
+    return tuple(
+        FieldRead(field_id, link, spec, (name, *labels), scale, state)
+        for field_id, spec, labels, scale, state in _PER_LINK_FIELDS
     )
 
 
@@ -161,19 +164,26 @@ def field_reads(links: int) -> tuple[FieldRead, ...]:
     """The whole per-sample field request for a GPU with `links` NVLink links."""
     temperature: tuple[FieldRead, ...] = ()
     if GPU_TEMPERATURE_FIELD is not None:
-        temperature = (_scalar(GPU_TEMPERATURE_FIELD, g.GPU_TEMPERATURE, "gpu"),)
+        temperature = (FieldRead(GPU_TEMPERATURE_FIELD, None, g.GPU_TEMPERATURE, ("gpu",)),)
     per_link = tuple(read for link in range(links) for read in _per_link(link))
     return (*_SCALARS, *temperature, *per_link)
 
 
+_UNION = dict(pynvml.c_nvmlValue_t._fields_)
+#: valueType -> the nvmlValue_t member holding it, for the types this pynvml's union has
+#: (12.560 names NVML_VALUE_TYPE_UNSIGNED_SHORT but its union has no usVal).
 _MEMBERS = {
-    pynvml.NVML_VALUE_TYPE_DOUBLE: "dVal",
-    pynvml.NVML_VALUE_TYPE_UNSIGNED_INT: "uiVal",
-    pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG: "ulVal",
-    pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG: "ullVal",
-    pynvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG: "sllVal",
-    pynvml.NVML_VALUE_TYPE_SIGNED_INT: "siVal",
-    pynvml.NVML_VALUE_TYPE_UNSIGNED_SHORT: "usVal",
+    value_type: member
+    for value_type, member in (
+        (pynvml.NVML_VALUE_TYPE_DOUBLE, "dVal"),
+        (pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, "uiVal"),
+        (pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG, "ulVal"),
+        (pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG, "ullVal"),
+        (pynvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG, "sllVal"),
+        (pynvml.NVML_VALUE_TYPE_SIGNED_INT, "siVal"),
+        (NAMES.constant("NVML_VALUE_TYPE_UNSIGNED_SHORT", record=False), "usVal"),
+    )
+    if value_type is not None and member in _UNION
 }
 
 
@@ -212,14 +222,13 @@ _ENTRY_STRUCT = struct.Struct(_entry_format())
 _ULL = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
 #: valueType -> how to read the union when it is not the u64 the bulk unpack already gave.
 _VALUE_READERS: dict[int, struct.Struct] = {
-    value_type: struct.Struct("@" + dict(pynvml.c_nvmlValue_t._fields_)[member]._type_)
+    value_type: struct.Struct("@" + _UNION[member]._type_)
     for value_type, member in _MEMBERS.items()
     if value_type != _ULL
 }
 _SUCCESS = pynvml.NVML_SUCCESS
 _NOT_SUPPORTED = pynvml.NVML_ERROR_NOT_SUPPORTED
 _GPU_IS_LOST = pynvml.NVML_ERROR_GPU_IS_LOST
-_LINK_ACTIVE = pynvml.NVML_NVLINK_STATE_ACTIVE
 
 
 #: Fields that only change when a link retrains (NVLink line rate): read on the first sample,

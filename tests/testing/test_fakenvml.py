@@ -19,6 +19,7 @@ from gpumetrics.testing import (
     Workload,
     parse_fake_gpus,
 )
+from gpumetrics.testing.workloads import H200
 from gpumetrics.units import GIB, MIB
 
 ALL_LINKS = 0xFFFFFFFF
@@ -115,6 +116,41 @@ def test_named_profiles_and_spec_errors() -> None:
     for bad in ("v100", "h100x0", "h100x65", "h100x", ""):
         with pytest.raises(ConfigError, match="--fake-gpus"):
             parse_fake_gpus(bad)
+
+
+def test_h200_is_the_measured_board(clock: ManualClock) -> None:
+    """What NVML reported on a real H200 SXM 141GB (tests/data/h200/, nvidia-smi -q)."""
+    with FakeNvml("h200x2", clock=clock, workload=H200) as fake:
+        pynvml.nvmlInit()
+        try:
+            handle = pynvml.nvmlDeviceGetHandleByIndex(1)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle, version=pynvml.nvmlMemory_v2)
+            assert memory.total == 150_754_820_096
+            assert memory.reserved == 644_939_776
+            assert memory.used == 0  # idle, no context
+            assert pynvml.nvmlDeviceGetComputeRunningProcesses(handle) == []
+            assert pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) == 700_000
+            maxima = [
+                pynvml.nvmlDeviceGetMaxClockInfo(handle, c)
+                for c in (pynvml.NVML_CLOCK_GRAPHICS, pynvml.NVML_CLOCK_SM, pynvml.NVML_CLOCK_MEM)
+            ]
+            assert maxima == [1980, 1980, 3201]
+            assert pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM) == 345
+            pci = pynvml.nvmlDeviceGetPciInfo_v3(handle)
+            assert (pci.pciDeviceId, pci.pciSubSystemId) == (0x233510DE, 0x18BF10DE)
+            assert pynvml.nvmlSystemGetDriverVersion() == "580.159.04"
+            assert pynvml.nvmlSystemGetCudaDriverVersion_v2() == 13000
+            clock.advance(10.0)  # the matmul: power-capped
+            assert pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM) == 1470
+            assert pynvml.nvmlDeviceGetCurrentClocksEventReasons(handle) == (
+                pynvml.nvmlClocksEventReasonSwPowerCap
+            )
+            assert pynvml.nvmlDeviceGetPowerUsage(handle) == 688_240
+            (process,) = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+            assert process.usedGpuMemory == 1_194_131_456
+            assert fake.profile.devices[0].nvlink_links == 18
+        finally:
+            pynvml.nvmlShutdown()
 
 
 def test_system_queries(fake: FakeNvml) -> None:
@@ -223,7 +259,7 @@ def test_memory_v1_and_v2(fake: FakeNvml) -> None:
 def test_clocks_utilization_temperature(fake: FakeNvml, clock: ManualClock) -> None:
     handle = pynvml.nvmlDeviceGetHandleByIndex(0)
     assert pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM) == 1980
-    assert pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM) == int(1980 * 0.175)
+    assert pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM) == round(1980 * 0.175)
     assert pynvml.nvmlDeviceGetUtilizationRates(handle).gpu == 0
     clock.advance(40.0)  # decode
     utilization = pynvml.nvmlDeviceGetUtilizationRates(handle)

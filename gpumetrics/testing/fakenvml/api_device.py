@@ -63,7 +63,7 @@ def _pci_info(state: FakeState, device: FakeDevice, out: object) -> int:
     info.bus = device.pci_bus
     info.device = 0
     info.pciDeviceId = device.spec.pci_device_id
-    info.pciSubSystemId = 0x16C110DE
+    info.pciSubSystemId = device.spec.pci_subsystem_id
     return codes.SUCCESS
 
 
@@ -101,7 +101,7 @@ def _clock(state: FakeState, device: FakeDevice, clock_type: object, out: object
     if maximum is None:
         return codes.INVALID_ARGUMENT
     if as_int(clock_type) != pynvml.NVML_CLOCK_MEM:
-        maximum = int(maximum * _rates(state, device).sm_clock_ratio)
+        maximum = round(maximum * _rates(state, device).sm_clock_ratio)
     deref(out).value = maximum
     return codes.SUCCESS
 

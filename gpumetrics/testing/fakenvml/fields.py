@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 import pynvml
 
+from ...sources.nvml_names import R580_FIELD_IDS
 from . import codes
 from .state import FakeDevice, FakeState
 from .workload import GpuRates
@@ -39,6 +40,12 @@ class FieldResult:
 _NOT_SUPPORTED = FieldResult(codes.NOT_SUPPORTED)
 _INVALID = FieldResult(codes.INVALID_ARGUMENT)
 
+#: The fake is an R580 driver: its field ids are nvml.h's, whatever this pynvml calls them
+#: (older releases lack the three newer throttle-time fields or number them 251-253).
+_R580, _EVENT = R580_FIELD_IDS, "NVML_FI_DEV_CLOCKS_EVENT_REASON_"
+#: nvml.h's NVML_NVLINK_STATE_ACTIVE (pynvml before 12.570 does not name it).
+NVLINK_STATE_ACTIVE = 1
+
 #: Throttle-time field -> the clock event reasons whose time it counts.
 THROTTLE_FIELDS = MappingProxyType(
     {
@@ -48,11 +55,9 @@ THROTTLE_FIELDS = MappingProxyType(
         pynvml.NVML_FI_DEV_PERF_POLICY_BOARD_LIMIT: ("board_limit",),
         pynvml.NVML_FI_DEV_PERF_POLICY_LOW_UTILIZATION: ("gpu_idle",),
         pynvml.NVML_FI_DEV_PERF_POLICY_RELIABILITY: ("reliability",),
-        pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_SW_THERM_SLOWDOWN: ("sw_thermal_slowdown",),
-        pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_THERM_SLOWDOWN: ("hw_thermal_slowdown",),
-        pynvml.NVML_FI_DEV_CLOCKS_EVENT_REASON_HW_POWER_BRAKE_SLOWDOWN: (
-            "hw_power_brake_slowdown",
-        ),
+        _R580[_EVENT + "SW_THERM_SLOWDOWN"]: ("sw_thermal_slowdown",),
+        _R580[_EVENT + "HW_THERM_SLOWDOWN"]: ("hw_thermal_slowdown",),
+        _R580[_EVENT + "HW_POWER_BRAKE_SLOWDOWN"]: ("hw_power_brake_slowdown",),
     }
 )
 
@@ -181,7 +186,7 @@ def _compute(
     if field_id == pynvml.NVML_FI_DEV_NVLINK_GET_SPEED:
         return gauge(device.spec.nvlink_speed_mbps)
     if field_id == pynvml.NVML_FI_DEV_NVLINK_GET_STATE:
-        return gauge(pynvml.NVML_NVLINK_STATE_ACTIVE)
+        return gauge(NVLINK_STATE_ACTIVE)
     if field_id in _NVLINK_THROUGHPUT:
         per_link = counter(_NVLINK_THROUGHPUT[field_id], 1 / 1024)
         if scope == ALL_LINKS:

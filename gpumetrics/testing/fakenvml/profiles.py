@@ -5,7 +5,7 @@ A spec is `<model>[x<count>]`: `h100x8`, `h200x8`, `a100`, `a100x4`, `mig`, `min
 | model     | NVML name                | NVLink links | GPM | notes                              |
 |-----------|--------------------------|--------------|-----|------------------------------------|
 | `h100`    | NVIDIA H100 80GB HBM3    | 18           | yes |                                    |
-| `h200`    | NVIDIA H200              | 18           | yes |                                    |
+| `h200`    | NVIDIA H200              | 18           | yes | as measured on a real H200 (below) |
 | `a100`    | NVIDIA A100-SXM4-80GB    | 12           | no  | GpmQueryDeviceSupport: unsupported |
 | `mig`     | NVIDIA H100 80GB HBM3    | 18           | yes | MIG on: 3g.40gb, 3g.40gb, 1g.10gb; |
 |           |                          |              |     | naive utilization NOT_SUPPORTED    |
@@ -13,6 +13,13 @@ A spec is `<model>[x<count>]`: `h100x8`, `h200x8`, `a100`, `a100x4`, `mig`, `min
 |           |                          |              |     | memory v2, max clocks, reasons     |
 
 Memory sizes are what NVML reports for these boards (an 80GB H100 reports 81,559 MiB).
+
+The H200 is what NVML reported on a real H200 SXM 141GB (driver 580.159.04, CUDA 13.0;
+tests/data/h200/ and `nvidia-smi -q` there): 150,754,820,096 bytes total (143,771 MiB),
+644,939,776 reserved, power limit 700 W, max clocks 1,980 MHz graphics and SM and 3,201 MHz
+memory, PCI device 0x233510DE, subsystem 0x18BF10DE. That machine was a single pass-through
+GPU without NVLink; the fake keeps an HGX board's 18 links. What it does over time is the
+`h200` workload (`gpumetrics.testing.workloads`).
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ class DeviceSpec:
     unsupported_functions: frozenset[str] = frozenset()
     mig: tuple[MigSpec, ...] = ()
     max_mig_devices: int = 0
+    pci_subsystem_id: int = 0x16C110DE
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +116,9 @@ H200 = replace(
     H100,
     name="NVIDIA H200",
     memory_bytes=143771 * MIB,
-    reserved_bytes=608 * MIB,
+    reserved_bytes=644_939_776,
     pci_device_id=0x233510DE,
+    pci_subsystem_id=0x18BF10DE,
     max_clocks_mhz=_clocks(1980, 1980, 3201),
 )
 A100 = DeviceSpec(
@@ -170,6 +179,10 @@ _MODELS: Mapping[str, tuple[DeviceSpec, int]] = MappingProxyType(
         "minimal": (T4_MINIMAL, 1),
     }
 )
+#: (driver version, NVML version, CUDA driver version) per model where it is not the default.
+_DRIVERS: Mapping[str, tuple[str, str, int]] = MappingProxyType(
+    {"h200": ("580.159.04", "13.580.159.04", 13000)}
+)
 _SPEC = re.compile(r"^\s*([a-z0-9]+?)(?:x(\d+))?\s*$")
 _MAX_GPUS = 64
 
@@ -189,7 +202,13 @@ def parse_fake_gpus(spec: str) -> FakeProfile:
     count = int(match.group(2)) if match.group(2) else default_count
     if not 1 <= count <= _MAX_GPUS:
         raise ConfigError("--fake-gpus", f"GPU count must be 1..{_MAX_GPUS}, got {count}")
-    return FakeProfile(name=spec.strip().lower(), devices=(device,) * count)
+    profile = FakeProfile(name=spec.strip().lower(), devices=(device,) * count)
+    driver = _DRIVERS.get(match.group(1))
+    if driver is not None:
+        profile = replace(
+            profile, driver_version=driver[0], nvml_version=driver[1], cuda_version=driver[2]
+        )
+    return profile
 
 
 #: The named profiles of DESIGN.md §5, by spec string.

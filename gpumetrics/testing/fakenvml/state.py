@@ -223,8 +223,8 @@ class FakeState:
         """(pid, used bytes) of compute processes on `device`.
 
         By default each GPU (or each MIG device) runs one engine process holding the memory
-        the workload says is used; a MIG-enabled GPU lists its MIG devices' processes.
-        `set_processes` replaces a GPU's list.
+        the workload says is used (none while that is 0); a MIG-enabled GPU lists its MIG
+        devices' processes. `set_processes` replaces a GPU's list.
         """
         if not device.is_mig and device.index in self.processes:
             return self.processes[device.index]
@@ -236,4 +236,4 @@ class FakeState:
         usable = device.memory_bytes - device.reserved_bytes
         used = int(rates.memory_used_ratio * usable)
         slot = device.mig_index + 1 if device.mig_index is not None else 0
-        return ((40000 + device.index * 100 + slot, used),)
+        return ((40000 + device.index * 100 + slot, used),) if used > 0 else ()
