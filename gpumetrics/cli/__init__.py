@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from .doctor import doctor
+from .kv_size import kv_size
 from .profile import profile
 from .render import render
 from .roofline import roofline
@@ -29,6 +30,7 @@ cli.add_command(serve)
 cli.add_command(worker)
 cli.add_command(doctor)
 cli.add_command(profile)
+cli.add_command(kv_size)
 
 
 def main() -> None:
