@@ -24,11 +24,14 @@ offline equivalent of Mattson's Fenwick tree over last-access times.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from .trace import F64, I64, References, Trace
+
+IntArray = npt.NDArray[np.int32] | npt.NDArray[np.int64]
 
 __all__ = ["COLD", "MissRatioCurve", "curve_from_distances", "exact_curve", "prefix_distances"]
 
@@ -36,16 +39,17 @@ COLD = np.iinfo(np.int64).max
 """Distance of a lookup that no cache can hit (its block, or one before it, is new)."""
 
 
-def _count_greater(values: I64, ends: I64, thresholds: I64) -> I64:
-    """For each query i: #{q < ends[i] : values[q] > thresholds[i]} (values, thresholds >= 0)."""
+def _count_greater(values: IntArray, ends: IntArray, thresholds: IntArray) -> I64:
+    """For each query i: #{q < ends[i] : values[q] > thresholds[i]} (values, thresholds >= 0).
+    Index arrays keep the dtype of `ends` (int32 halves the memory of large passes)."""
     count = np.zeros(len(ends), dtype=np.int64)
     if not len(ends) or not len(values):
         return count
     top = max(int(values.max()), int(thresholds.max())).bit_length()
     vals = values
-    lo = np.zeros(len(ends), dtype=np.int64)
-    hi = ends.astype(np.int64, copy=True)
-    zeros = np.empty(len(values) + 1, dtype=np.int64)
+    lo = np.zeros(len(ends), dtype=ends.dtype)
+    hi = ends.copy()
+    zeros = np.empty(len(values) + 1, dtype=ends.dtype)
     zeros[0] = 0
     for level in range(top - 1, -1, -1):
         bit = ((vals >> level) & 1).astype(bool)
@@ -63,36 +67,50 @@ def _count_greater(values: I64, ends: I64, thresholds: I64) -> I64:
 
 def prefix_distances(refs: References) -> tuple[I64, int]:
     """(D, distinct blocks): D[k] is the smallest capacity at which lookup k hits (COLD if
-    none), the prefix maximum of the stack distances described in the module doc."""
+    none), the prefix maximum of the stack distances described in the module doc.
+
+    Positions are int32 below 2^31 lookups, and temporaries are dropped as soon as they are
+    used: the peak is about 12 arrays of N words."""
     n = len(refs.ids)
-    lengths = refs.lengths
-    request = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    starts = (np.cumsum(lengths) - lengths)[request]
-    position = np.arange(n, dtype=np.int64) - starts
-    touch = starts + (lengths[request] - 1 - position)  # tail first
+    index: type[np.signedinteger[Any]] = np.int32 if n < 2**31 - 1 else np.int64
+    lengths: IntArray = refs.lengths.astype(index)
+    request = np.repeat(np.arange(len(lengths), dtype=index), lengths)
+    starts = (np.cumsum(lengths, dtype=index) - lengths)[request]
+    # Tail first: lookup k = starts + position is touched at starts + length - 1 - position.
+    touch = 2 * starts + lengths[request] - 1 - np.arange(n, dtype=index)
     touched = np.empty_like(refs.ids)
     touched[touch] = refs.ids
-    order = np.argsort(touched, kind="stable")
-    ordered = touched[order]
-    same = ordered[1:] == ordered[:-1]
-    prev = np.full(n, -1, dtype=np.int64)
+    order = np.argsort(touched, kind="stable").astype(index)
+    same = touched[order[1:]] == touched[order[:-1]]
+    del touched
+    prev: IntArray = np.full(n, -1, dtype=index)
     prev[order[1:][same]] = order[:-1][same]
     distinct = n - int(same.sum())
+    del order, same
     last = prev[touch]
+    del touch
     inside = last >= starts  # a block listed twice in one request: look further back
     while inside.any():
         last[inside] = prev[last[inside]]
         inside = last >= starts
     warm = last >= 0
-    distance = np.full(n, COLD, dtype=np.int64)
     s, p = starts[warm], last[warm]
-    distance[warm] = (s - p) - _count_greater(prev + 1, s, p + 1)
-    # Prefix maximum within each request: offset each request above all earlier ones.
+    del starts, last
+    prev += 1
+    counted = _count_greater(prev, s, p + 1)
+    del prev
+    distance = np.full(n, distinct + 1, dtype=np.int64)
+    distance[warm] = (s - p) - counted
+    del s, p, counted, warm
     if n:
-        finite = np.where(warm, distance, distinct + 1)
-        offset = request * (distinct + 2)
-        prefix = np.maximum.accumulate(finite + offset) - offset
-        distance = np.where(prefix > distinct, COLD, prefix)
+        # Prefix maximum within each request: offset each request above all earlier ones.
+        offset = request.astype(np.int64) * (distinct + 2)
+        del request
+        distance += offset
+        np.maximum.accumulate(distance, out=distance)
+        distance -= offset
+        del offset
+        distance[distance > distinct] = COLD
     return distance, distinct
 
 

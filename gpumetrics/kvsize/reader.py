@@ -184,10 +184,13 @@ class _Buffer:
         self.requests += 1
 
     def take(self, block_size: int) -> Trace:
-        try:
-            ids = np.array(self.ids, dtype=np.int64).view(np.uint64)
-        except OverflowError:  # ids beyond int64: reduce modulo 2^64
-            ids = np.array([x & MASK64 for x in self.ids], dtype=np.uint64)
+        try:  # non-negative 64-bit ids (the usual case), then negative ones (signed hashes)
+            ids = np.array(self.ids, dtype=np.uint64)
+        except OverflowError:
+            try:
+                ids = np.array(self.ids, dtype=np.int64).view(np.uint64)
+            except OverflowError:  # both signs, or beyond 64 bits: reduce modulo 2^64
+                ids = np.array([x & MASK64 for x in self.ids], dtype=np.uint64)
         chunk = Trace(
             ids,
             np.array(self.lengths, dtype=np.int64),

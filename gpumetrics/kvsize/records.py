@@ -32,6 +32,9 @@ Encode = Callable[[str], Sequence[int]]
 """Text -> token ids (a tokenizer's encode)."""
 
 
+_INT: Final = frozenset({int})
+
+
 class RecordError(ValueError):
     """Why one record is malformed (the reader adds the line number)."""
 
@@ -90,7 +93,7 @@ def parse(
     size = own if own is not None else block_size
     prompt = _int(record, "input_length", minimum=1)
     ids = record["hash_ids"]
-    if not isinstance(ids, list) or any(type(x) is not int for x in ids):
+    if not isinstance(ids, list) or not {*map(type, ids)} <= _INT:  # no bools, no floats
         raise RecordError("'hash_ids' must be a list of integers")
     if len(ids) * size - size >= prompt:
         raise RecordError(

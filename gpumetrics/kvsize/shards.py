@@ -12,8 +12,8 @@ Prefix semantics under sampling: the exact hit criterion is the prefix maximum o
 distances over a request's blocks (`mrc`), and unsampled blocks are not seen. For traces of
 chained hashes, where each id implies its prefix, the maximum is the block's own distance, so
 sampling loses nothing but resolution; for other traces the sampled maximum runs over the
-sampled predecessors only. `SampledCurve` counts sampled blocks seen after different
-predecessors (`prefix_conflicts`) so a report can say which case it is.
+sampled predecessors only. `SampledCurve.prefix_conflicts` counts sampled blocks seen after
+more than one predecessor, so a report can say which case it is.
 
 Memory is bounded by the sample: chunks are filtered as they stream in (about 40 bytes per
 sampled lookup are kept), never joined whole.
@@ -69,9 +69,8 @@ class SampledCurve:
         self.total_token_context = 0.0
         self._first_ms = float("inf")
         self._last_ms = float("-inf")
-        self._parent: dict[int, int | None] = {}
-        self.prefix_conflicts = 0
-        """Sampled blocks seen after a different predecessor than the first time."""
+        self._preds: list[U64] = []
+        self._firsts: list[np.ndarray] = []
 
     def add(self, chunk: Trace) -> None:
         """Take a chunk of whole requests (chunks must share one block size)."""
@@ -92,32 +91,45 @@ class SampledCurve:
         self._first_ms = min(self._first_ms, float(chunk.timestamps_ms.min()))
         self._last_ms = max(self._last_ms, float(chunk.timestamps_ms.max()))
         keep = sampled_mask(refs.ids, self.threshold, self.salt)
-        self._check_prefixes(refs, keep)
-        self._parts.append(refs.select(keep))
+        self._record_predecessors(refs, keep)
+        kept = refs.select(keep)
+        # Requests left without a sampled block change no distance: drop their entries.
+        self._parts.append(
+            References(kept.ids, kept.lengths[kept.lengths > 0], kept.tokens, kept.context)
+        )
 
-    def _check_prefixes(self, refs: References, keep: np.ndarray) -> None:
-        """Record each sampled block's predecessor (None for a request's first block) and
-        count disagreements (memory: one dict entry per distinct sampled block)."""
+    def _record_predecessors(self, refs: References, keep: np.ndarray) -> None:
+        """Keep each sampled lookup's predecessor id and whether it is a request's first
+        block (9 bytes a kept lookup), for `prefix_conflicts`."""
         starts = np.cumsum(refs.lengths) - refs.lengths
         first = np.zeros(len(refs.ids), dtype=bool)
         first[starts[refs.lengths > 0]] = True
-        index = np.flatnonzero(keep)
-        ids = refs.ids.tolist() if len(index) * 4 > len(refs.ids) else None
-        parent = self._parent
-        for k, is_first in zip(index.tolist(), first[index].tolist(), strict=True):
-            block = ids[k] if ids is not None else int(refs.ids[k])
-            pred: int | None = None
-            if not is_first:
-                pred = ids[k - 1] if ids is not None else int(refs.ids[k - 1])
-            seen = parent.setdefault(block, pred)
-            if seen != pred:
-                self.prefix_conflicts += 1
+        before = np.empty_like(refs.ids)
+        before[1:] = refs.ids[:-1]
+        before[first] = 0
+        self._preds.append(before[keep])
+        self._firsts.append(first[keep])
+
+    def prefix_conflicts(self) -> int:
+        """Extra predecessors of sampled blocks: the number of distinct (block, predecessor)
+        pairs minus the number of distinct blocks (0 when ids are chained hashes)."""
+        if not self._parts:
+            return 0
+        ids = np.concatenate([p.ids for p in self._parts])
+        preds = np.concatenate(self._preds)
+        firsts = np.concatenate(self._firsts)
+        order = np.lexsort((preds, firsts, ids))
+        ids, preds, firsts = ids[order], preds[order], firsts[order]
+        new_block = ids[1:] != ids[:-1]
+        new_pair = new_block | (preds[1:] != preds[:-1]) | (firsts[1:] != firsts[:-1])
+        return int(new_pair.sum()) - int(new_block.sum())
 
     def curve(self) -> MissRatioCurve:
         """The estimated curve of everything added so far (SHARDS_adj applied)."""
         if self.block_size is None or not self.requests:
             raise ConfigError("trace", "empty: no requests to build a curve from")
         refs = _join(self._parts)
+        self._parts = [refs]  # drop the pieces: one copy of the sample from here on
         distance, distinct = prefix_distances(refs)
         scale = 1.0 / self.rate
         sampled_tokens = float(refs.tokens.sum())
