@@ -73,11 +73,11 @@ def test_prefix_conflicts_are_counted() -> None:
     trace = Trace.from_requests([Request((1, 2), 8), Request((7, 2), 8)], block_size=4)
     builder = SampledCurve(1.0)
     builder.add(trace)
-    assert builder.prefix_conflicts == 1
+    assert builder.prefix_conflicts() == 1
     chained = SampledCurve(1.0)
     for chunk in _chat(10_000):
         chained.add(chunk)
-    assert chained.prefix_conflicts == 0
+    assert chained.prefix_conflicts() == 0
 
 
 def test_empty_and_bad_rate_are_errors() -> None:
