@@ -15,7 +15,8 @@ Cases (one command, one machine, ratios measured in the same run; DESIGN.md §7)
             written to a temporary file first (not timed).
   accuracy  mean absolute error of the sampled curve (rate 0.01, seeds 0-3) against the exact
             curve of a synthetic trace of --accuracy-references lookups (default 1e7).
-  ghost     the live ghost cache's cost per looked-up block at rate 0.01 (if built).
+  ghost     the live ghost cache's cost per looked-up block at rate 0.01 (ghosts at 0.5, 1,
+            2 and 4 x a pool of 100,000 blocks); target <= 1 us.
 
 Usage: .venv/bin/python benchmarks/bench_kvsize.py [--cases exact,sampled,file,accuracy,ghost]
        [--references 1e8] [--file-references 1e7] [--accuracy-references 1e7] [--json]
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from gpumetrics.kvsize import (
+    GhostCache,
     PrefixLru,
     ReadReport,
     SyntheticChat,
@@ -51,6 +53,7 @@ from gpumetrics.kvsize import (
 REPO = Path(__file__).resolve().parent.parent
 MOONCAKE = REPO / "tests" / "data" / "mooncake" / "conversation_trace.jsonl.gz"
 GENERATOR = SyntheticChat(conversations=1_000_000)
+POOL = 100_000  # blocks of the engine's pool the ghost case predicts around
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:
@@ -212,12 +215,32 @@ def case_accuracy(references: int) -> list[dict[str, Any]]:
     ]
 
 
-def case_ghost() -> list[dict[str, Any]]:
-    try:
-        from gpumetrics.kvsize.ghost import bench_rows  # noqa: PLC0415 - optional case
-    except ImportError:
-        return [{"case": "ghost", "skipped": "gpumetrics.kvsize.ghost not built"}]
-    rows: list[dict[str, Any]] = bench_rows()
+def case_ghost(repeat: int) -> list[dict[str, Any]]:
+    """ns per looked-up block of GhostCache.access at rate 0.01, ghosts at 0.5/1/2/4 x a pool
+    of 100,000 blocks, over whole traces (each request's hashes in one call)."""
+    traces = {
+        "mooncake conversation (small ids)": concat(read_trace(MOONCAKE, ReadReport("m"))),
+        "synthetic chat (64-bit ids)": concat(synthetic_chunks(GENERATOR, references=1_000_000)),
+    }
+    rows = []
+    for name, trace in traces.items():
+        requests = [r.block_ids for r in trace.to_requests()]
+
+        def run(r: list[tuple[int, ...]] = requests) -> None:
+            ghost = GhostCache([POOL * f for f in (0.5, 1, 2, 4)], rate=0.01)
+            for blocks in r:
+                ghost.access(blocks)
+
+        seconds = _best(run, repeat)
+        rows.append(
+            {
+                "case": "ghost",
+                "trace": name,
+                "lookups": trace.references,
+                "rate": 0.01,
+                "ns_per_block": seconds / trace.references * 1e9,
+            }
+        )
     return rows
 
 
@@ -241,7 +264,7 @@ def main() -> None:
     if "accuracy" in cases:
         rows += case_accuracy(int(args.accuracy_references))
     if "ghost" in cases:
-        rows += case_ghost()
+        rows += case_ghost(args.repeat)
     machine = {
         "python": platform.python_version(),
         "machine": platform.machine(),

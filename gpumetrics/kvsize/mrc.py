@@ -193,11 +193,13 @@ def curve_from_distances(
     `adjust` is added to every cumulative count (SHARDS_adj), then clipped at 0."""
     finite = distance != COLD
     d = distance[finite]
+    tokens = refs.tokens[finite].astype(np.float64)
+    weights = [np.ones(len(d)), tokens, tokens * refs.context[finite]]
+    if any(adjust):  # SHARDS_adj belongs to distance 1, whether or not a lookup has it
+        d = np.concatenate(([1], d))
+        weights = [np.concatenate(([0.0], w)) for w in weights]
     steps, inverse = np.unique(d, return_inverse=True)
-    out = []
-    for weights in (None, refs.tokens[finite], refs.tokens[finite] * refs.context[finite]):
-        counts = np.bincount(inverse, weights=weights, minlength=len(steps))
-        out.append(np.cumsum(counts.astype(np.float64)))
+    out = [np.cumsum(np.bincount(inverse, weights=w, minlength=len(steps))) for w in weights]
     capacities = steps.astype(np.float64) * scale
     return (
         capacities,

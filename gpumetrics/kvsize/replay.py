@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .trace import Request
+
+if TYPE_CHECKING:  # trace imports numpy; this module stays standard-library only
+    from .trace import Request
 
 __all__ = ["PrefixLru", "replay"]
 
