@@ -1,10 +1,15 @@
-"""`gpumetrics kv-size`: prefix-cache hit ratio against KV capacity, from a trace."""
+"""`gpumetrics kv-size`: prefix-cache hit ratio against KV capacity, from a trace.
+
+The numpy side of `gpumetrics.kvsize` is imported when the command runs, not when the
+`gpumetrics` command group loads.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -12,24 +17,19 @@ from rich.table import Table
 
 from ..costmodel import DTYPE_BYTES
 from ..errors import ConfigError, GpumetricsError
-from ..kvsize.mrc import MissRatioCurve, exact_curve
-from ..kvsize.reader import ReadReport, load_tokenizer, read_trace
-from ..kvsize.records import FORMATS, Encode
-from ..kvsize.report import (
-    COLUMNS,
-    cells,
-    report_to_csv,
-    report_to_dict,
-    report_to_html,
-    summary_lines,
-    verdict_lines,
-)
-from ..kvsize.shards import SampledCurve
-from ..kvsize.sizing import KvCosts, SizingReport, kv_costs, size, smallest_tp
-from ..kvsize.trace import Trace, concat
 from .options import parse_int_list, resolve_gpu, resolve_model
 
-__all__ = ["kv_size"]
+if TYPE_CHECKING:
+    from ..kvsize.mrc import MissRatioCurve
+    from ..kvsize.reader import ReadReport
+    from ..kvsize.records import Encode
+    from ..kvsize.sizing import KvCosts, SizingReport
+    from ..kvsize.trace import Trace
+
+__all__ = ["FORMATS", "kv_size"]
+
+FORMATS = ("mooncake", "gpumetrics", "conversations")
+"""`kvsize.records.FORMATS`, spelled out so that loading the command imports no numpy."""
 
 
 def _byte_encoder() -> Encode:
@@ -55,6 +55,10 @@ def _byte_encoder() -> Encode:
 def _curve(
     chunks: Iterator[Trace], read: ReadReport, sample_rate: float | None, seed: int
 ) -> MissRatioCurve:
+    from ..kvsize.mrc import exact_curve  # noqa: PLC0415 - numpy, on use
+    from ..kvsize.shards import SampledCurve  # noqa: PLC0415
+    from ..kvsize.trace import concat  # noqa: PLC0415
+
     if sample_rate is not None:
         builder = SampledCurve(sample_rate, seed)
         for chunk in chunks:
@@ -168,6 +172,10 @@ def kv_size(
     Example: gpumetrics kv-size --trace conversation_trace.jsonl --format mooncake
     --model llama-3-70b --gpu h200 --target 0.9
     """
+    from ..kvsize.reader import ReadReport, load_tokenizer, read_trace  # noqa: PLC0415
+    from ..kvsize.report import report_to_csv, report_to_dict, report_to_html  # noqa: PLC0415
+    from ..kvsize.sizing import kv_costs, size, smallest_tp  # noqa: PLC0415
+
     if as_json and as_csv:
         raise click.UsageError("give --json or --csv, not both")
     if gpu_name is not None and model_name is None:
@@ -241,6 +249,8 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _print(report: SizingReport, read: ReadReport) -> None:
+    from ..kvsize.report import COLUMNS, cells, summary_lines, verdict_lines  # noqa: PLC0415
+
     console = Console()
     console.width = max(console.width, 120)
     console.print(f"[bold]{read.path}[/] ({read.format} format)")

@@ -147,3 +147,10 @@ def test_text_conversations_use_the_byte_tokenizer(tmp_path: Path) -> None:
     # 118 bytes: 7 full blocks each; the second request hits the 7 it shares
     assert data["trace"]["block_lookups"] == 14
     assert data["max_hit_ratio"] == 7 / 14
+
+
+def test_formats_spelled_out_in_the_command_match_the_reader() -> None:
+    from gpumetrics.cli.kv_size import FORMATS  # noqa: PLC0415
+    from gpumetrics.kvsize.records import FORMATS as READER_FORMATS  # noqa: PLC0415
+
+    assert FORMATS == READER_FORMATS
