@@ -44,7 +44,8 @@ from ..profile.measure import (
 )
 from ..profile.sweep import blocks_needed, decode_max_tokens, prompt_tokens, step_budget
 from .block_manager import BlockManager
-from .engine import Engine, EngineConfig, check_device
+from .engine import Engine, EngineConfig
+from .runner import check_device
 from .scheduler import Scheduler
 
 __all__ = ["CUDA_RESERVE_BYTES", "WorkerRunner", "device_info"]

@@ -10,44 +10,20 @@ that what the hooks exported equals what happened.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-import torch
-
 from ..costmodel import ModelSpec, RequestWork, step_cost
 from ..hooks import EngineMetrics
-from .attention import PagedKV, build_metadata, eager_attention, resolve_path, sdpa_attention
 from .block_manager import BlockManager
-from .llama import build_model
+from .runner import ModelRunner
 from .scheduler import Scheduler, SchedulerOutput
 from .scheduler import Sequence as Seq
 from .summary import WorkerStats, WorkerSummary
 
-__all__ = ["Engine", "EngineConfig", "FinishedRequest", "check_device"]
-
-log = logging.getLogger("gpumetrics.worker")
-
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def check_device(device: str) -> torch.device:
-    """The torch device for `cpu` or `cuda[:N]`; ValueError with a hint when it is unusable."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {device!r} (use cpu or cuda)") from exc
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {device!r} (use cpu or cuda)")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"{device!r} asked for, but torch {torch.__version__} sees no CUDA device "
-            f"(a CPU-only build, or no GPU/driver here); use --device cpu"
-        )
-    return dev
+__all__ = ["Engine", "EngineConfig", "FinishedRequest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +77,16 @@ class Engine:
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         spec, dtype = config.model, config.resolved_dtype
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+        self.runner = ModelRunner(
+            spec,
+            device=config.device,
+            dtype=dtype,
+            kv_blocks=config.kv_blocks,
+            block_size=config.block_size,
+            attention=config.attention,
+            seed=config.seed,
+        )
         self.config, self.spec = config, spec
-        self.device = check_device(config.device)
         self.metrics = metrics or EngineMetrics(
             config.engine_name,
             spec.name,
@@ -118,16 +100,6 @@ class Engine:
             clock=clock,
         )
         self.clock = self.metrics.clock
-        self.model = build_model(spec, seed=config.seed, device=self.device, dtype=_DTYPES[dtype])
-        self.kv = PagedKV.allocate(
-            spec.layers,
-            config.kv_blocks,
-            config.block_size,
-            spec.kv_heads,
-            spec.head_dim,
-            dtype=_DTYPES[dtype],
-            device=self.device,
-        )
         self.blocks = BlockManager(config.kv_blocks, config.block_size)
         self.scheduler = Scheduler(
             self.blocks,
@@ -135,8 +107,6 @@ class Engine:
             max_batch_tokens=config.max_batch_tokens,
             chunked_prefill=config.chunked_prefill,
         )
-        self.attention_path, self._attend = resolve_path(config.attention)
-        self._path_checked = False
         self._dtype = dtype
         self._next_id = 0
         self.stats = WorkerStats(max_batch=config.max_batch)
@@ -178,7 +148,7 @@ class Engine:
             if self.has_work:  # add_request admits only what fits an empty pool
                 raise RuntimeError(f"the scheduler made no progress: {out}")
             return []
-        sampled = self._forward(out)
+        sampled = self.runner.run(out)
         now = self.clock()
         done = self.scheduler.update(out, sampled, now)
         finished = [self._finish(seq, now) for seq in done]
@@ -195,51 +165,6 @@ class Engine:
             finished += self.step()
             steps += 1
         return finished
-
-    def _forward(self, out: SchedulerOutput) -> list[int]:
-        """Run the model over the step's tokens; greedy next tokens of the sampling rows."""
-        ids: list[int] = []
-        positions: list[int] = []
-        rows: list[int] = []
-        for e in out.entries:
-            ids += e.seq.tokens[e.start : e.context]
-            positions += range(e.start, e.context)
-            if e.samples:
-                rows.append(len(ids) - 1)
-        spans = [(e.start, e.new_tokens, e.seq.block_table) for e in out.entries]
-        dev = self.device
-        with torch.inference_mode():
-            logits = self._run_model(
-                torch.tensor(ids, dtype=torch.long, device=dev),
-                torch.tensor(positions, dtype=torch.long, device=dev),
-                spans,
-                torch.tensor(rows, dtype=torch.long, device=dev),
-            )
-            sampled: list[int] = logits.argmax(dim=-1).tolist()
-        return sampled
-
-    def _run_model(
-        self,
-        ids: torch.Tensor,
-        positions: torch.Tensor,
-        spans: list[tuple[int, int, list[int]]],
-        rows: torch.Tensor,
-    ) -> torch.Tensor:
-        """The forward pass; if the fused path fails on the first step, fall back to the
-        portable one for good (and say so in `attention_path`)."""
-        batched = self._attend is sdpa_attention
-        meta = build_metadata(spans, self.blocks.block_size, self.device, batched=batched)
-        try:
-            logits: torch.Tensor = self.model(ids, positions, self.kv, meta, self._attend, rows)
-        except RuntimeError as exc:
-            if self._path_checked or not batched:
-                raise
-            log.warning("attention path %s failed (%s); using eager", self.attention_path, exc)
-            self.attention_path = f"eager ({self.attention_path} failed: {exc})"
-            self._attend = eager_attention
-            return self._run_model(ids, positions, spans, rows)
-        self._path_checked = True
-        return logits
 
     def _finish(self, seq: Seq, now: float) -> FinishedRequest:
         times = seq.token_times
@@ -301,11 +226,16 @@ class Engine:
         self.stats.cost_model_seconds += t1 - t0
         self.stats.hook_seconds += t2 - t1
 
+    @property
+    def attention_path(self) -> str:
+        """The attention path the steps use (`eager`, `sdpa`, or a fallback note)."""
+        return self.runner.attention_path
+
     def summary(self, wall_s: float | None = None) -> WorkerSummary:
         """The run so far; `wall_s` (default: time spent in steps) is the throughput basis."""
         return self.stats.summary(
             model=self.spec.name,
-            device=str(self.device),
+            device=str(self.runner.device),
             attention_path=self.attention_path,
             wall_s=self.stats.loop_seconds if wall_s is None else wall_s,
         )
