@@ -11,7 +11,7 @@ that what the hooks exported equals what happened.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -20,7 +20,7 @@ from ..hooks import EngineMetrics
 from .block_manager import BlockManager
 from .runner import ModelRunner
 from .scheduler import Scheduler, SchedulerOutput
-from .scheduler import Sequence as Seq
+from .sequence import Sequence
 from .summary import WorkerStats, WorkerSummary
 
 __all__ = ["Engine", "EngineConfig", "FinishedRequest"]
@@ -114,9 +114,10 @@ class Engine:
     # --- requests ----------------------------------------------------------------------
 
     def add_request(
-        self, prompt: Sequence[int], max_tokens: int, *, arrival: float | None = None
+        self, prompt: Iterable[int], max_tokens: int, *, arrival: float | None = None
     ) -> int:
         """Queue a request; returns its id. Raises ValueError if it can never fit."""
+        prompt = list(prompt)
         total = len(prompt) + max_tokens
         if not prompt or max_tokens <= 0:
             raise ValueError("need a non-empty prompt and max_tokens > 0")
@@ -130,7 +131,7 @@ class Engine:
             raise ValueError(f"token ids must be in [0, {self.spec.vocab})")
         request_id, self._next_id = self._next_id, self._next_id + 1
         when = self.clock() if arrival is None else arrival
-        self.scheduler.add(Seq(request_id, prompt, max_tokens, when))
+        self.scheduler.add(Sequence(request_id, prompt, max_tokens, when))
         return request_id
 
     @property
@@ -166,7 +167,7 @@ class Engine:
             steps += 1
         return finished
 
-    def _finish(self, seq: Seq, now: float) -> FinishedRequest:
+    def _finish(self, seq: Sequence, now: float) -> FinishedRequest:
         times = seq.token_times
         return FinishedRequest(
             request_id=seq.request_id,
