@@ -18,9 +18,10 @@ The command-line equivalent: `gpumetrics worker --model tiny --kv-blocks 64 --re
 
 from .attention import ATTENTION_PATHS
 from .block_manager import BlockManager, PrefixMatch
-from .engine import Engine, EngineConfig, FinishedRequest
+from .engine import Engine, EngineConfig
 from .llama import CausalLM, build_model, hf_config_kwargs
 from .loadgen import SCENARIOS, ChatLoad, ChatScenario, TurnRequest, run_load
+from .observer import FinishedRequest, StepLog, StepObserver, StepReport
 from .summary import WorkerSummary
 from .tokenizer import ByteTokenizer
 
@@ -36,6 +37,9 @@ __all__ = [
     "EngineConfig",
     "FinishedRequest",
     "PrefixMatch",
+    "StepLog",
+    "StepObserver",
+    "StepReport",
     "TurnRequest",
     "WorkerSummary",
     "build_model",

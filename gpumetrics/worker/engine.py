@@ -1,11 +1,20 @@
-"""The engine loop: schedule, run the model over the paged cache, sample, report.
+"""The engine loop: schedule, run the model, update, report the step to its observers.
 
-Every step reports through `gpumetrics.hooks.EngineMetrics`, with the FLOPs and bytes of the
-scheduled work computed explicitly from the cost model (one `RequestWork` per scheduled
-sequence), the KV occupancy, prefix lookups, evictions, recomputes, preemptions, the queue, and
-each finished request's TTFT / inter-token gaps / end-to-end time on the worker's clock (the
-EngineMetrics' clock). The worker keeps its own counters too (`stats`), so a test can check
-that what the hooks exported equals what happened.
+    out = scheduler.schedule()            which sequences run, with how many tokens each
+    sampled = runner.run(out)             the model over the paged cache (torch: runner.py)
+    done = scheduler.update(out, sampled) progress, new cached blocks, finished sequences
+    report = StepReport(...)              FLOPs and bytes of the work from the cost model, ...
+    observer.on_step(report)              the hooks, the worker's own counters, any other
+
+Each step's report carries the FLOPs and bytes of the scheduled work computed explicitly from
+the cost model (one `RequestWork` per scheduled sequence), the KV occupancy, prefix lookups,
+evictions, recomputes, preemptions, the queue, and each finished request's TTFT / inter-token
+gaps / end-to-end time on the worker's clock (the EngineMetrics' clock). The hooks adapter
+(`observer.HooksObserver`) and the worker's own counters (`stats`) are two observers of the
+same reports, so a test can check that what the hooks exported equals what happened.
+
+This module imports no torch: the default `runner.ModelRunner` is imported when an engine is
+built without a runner.
 """
 
 from __future__ import annotations
@@ -13,17 +22,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import pairwise
+from typing import Protocol
 
 from ..costmodel import ModelSpec, RequestWork, step_cost
 from ..hooks import EngineMetrics
 from .block_manager import BlockManager
-from .runner import ModelRunner
+from .observer import FinishedRequest, HooksObserver, StepObserver, StepReport
 from .scheduler import Scheduler, SchedulerOutput
 from .sequence import Sequence
 from .summary import WorkerStats, WorkerSummary
 
-__all__ = ["Engine", "EngineConfig", "FinishedRequest"]
+__all__ = ["Engine", "EngineConfig", "StepRunner"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,45 +56,45 @@ class EngineConfig:
         return self.dtype or ("bf16" if self.device.startswith("cuda") else "fp32")
 
 
-@dataclass(frozen=True, slots=True)
-class FinishedRequest:
-    """A completed request, its timings in seconds on the worker's clock."""
+class StepRunner(Protocol):
+    """What the engine needs of its model side (`runner.ModelRunner` is the one that ships)."""
 
-    request_id: int
-    tokens: tuple[int, ...]
-    """Prompt then output: the next turn of a conversation starts with these."""
-    prompt_tokens: int
-    cached_tokens: int
-    output_tokens: int
-    ttft_s: float
-    inter_token_s: tuple[float, ...]
-    e2e_s: float
+    @property
+    def attention_path(self) -> str:
+        """The attention path the steps use (`eager`, `sdpa`, or a fallback note)."""
+        ...
+
+    @property
+    def device(self) -> object:
+        """Where the model runs (its `str` goes into the summary)."""
+        ...
+
+    def run(self, out: SchedulerOutput) -> list[int]:
+        """The greedy next token of each entry of `out` that samples, in order."""
+        ...
 
 
 class Engine:
     """A paged-KV, continuously batched inference engine over a seeded random model.
 
-    `metrics` defaults to a new EngineMetrics for this engine (engine label
-    `config.engine_name`, model label the spec's name) whose clock is `clock`.
+    `runner` defaults to a `ModelRunner` built from `config` (a given one must be built for
+    the same model, dtype, KV pool and block size). `metrics` defaults to a new EngineMetrics
+    for this engine (engine label `config.engine_name`, model label the spec's name) whose
+    clock is `clock`. Every step's report goes to the worker's own counters (`stats`), the
+    hooks (`metrics`), then each of `observers` in order.
     """
 
     def __init__(
         self,
         config: EngineConfig,
         *,
+        runner: StepRunner | None = None,
         metrics: EngineMetrics | None = None,
+        observers: Iterable[StepObserver] = (),
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         spec, dtype = config.model, config.resolved_dtype
-        self.runner = ModelRunner(
-            spec,
-            device=config.device,
-            dtype=dtype,
-            kv_blocks=config.kv_blocks,
-            block_size=config.block_size,
-            attention=config.attention,
-            seed=config.seed,
-        )
+        self.runner = runner if runner is not None else _model_runner(config)
         self.config, self.spec = config, spec
         self.metrics = metrics or EngineMetrics(
             config.engine_name,
@@ -110,6 +119,7 @@ class Engine:
         self._dtype = dtype
         self._next_id = 0
         self.stats = WorkerStats(max_batch=config.max_batch)
+        self.observers: list[StepObserver] = [self.stats, HooksObserver(self.metrics), *observers]
 
     # --- requests ----------------------------------------------------------------------
 
@@ -139,10 +149,15 @@ class Engine:
         """Requests waiting or running."""
         return self.scheduler.has_work
 
+    @property
+    def attention_path(self) -> str:
+        """The attention path the steps use (`eager`, `sdpa`, or a fallback note)."""
+        return self.runner.attention_path
+
     # --- the loop ----------------------------------------------------------------------
 
     def step(self) -> list[FinishedRequest]:
-        """One iteration: schedule, forward, sample greedily, update, report."""
+        """One iteration: schedule, run the model (greedy sampling), update, report."""
         t0 = self.clock()
         out = self.scheduler.schedule()
         if not out.entries:
@@ -152,11 +167,10 @@ class Engine:
         sampled = self.runner.run(out)
         now = self.clock()
         done = self.scheduler.update(out, sampled, now)
-        finished = [self._finish(seq, now) for seq in done]
-        self.stats.step_seconds += now - t0
-        self._report(out, finished, now - t0)
+        finished = tuple(FinishedRequest.of(seq, now) for seq in done)
+        self._notify(out, finished, now - t0)
         self.stats.loop_seconds += self.clock() - t0
-        return finished
+        return list(finished)
 
     def run(self, max_steps: int | None = None) -> list[FinishedRequest]:
         """Step until no request is left (or `max_steps`); the finished requests in order."""
@@ -167,70 +181,45 @@ class Engine:
             steps += 1
         return finished
 
-    def _finish(self, seq: Sequence, now: float) -> FinishedRequest:
-        times = seq.token_times
-        return FinishedRequest(
-            request_id=seq.request_id,
-            tokens=tuple(seq.tokens),
-            prompt_tokens=seq.prompt_len,
-            cached_tokens=seq.cached_tokens or 0,
-            output_tokens=seq.output_len,
-            ttft_s=max(0.0, times[0] - seq.arrival),
-            inter_token_s=tuple(b - a for a, b in pairwise(times)),
-            e2e_s=max(0.0, now - seq.arrival),
-        )
-
-    def _report(self, out: SchedulerOutput, finished: list[FinishedRequest], dur: float) -> None:
-        """Count the step in `stats` and hand it to the hooks (timed: the hooks' overhead)."""
+    def _notify(
+        self, out: SchedulerOutput, finished: tuple[FinishedRequest, ...], duration_s: float
+    ) -> None:
+        """Build the step's report and hand it to every observer (both parts timed: the
+        cost model's and the observers' share of the worker's reporting overhead)."""
         t0 = self.clock()
-        work = [RequestWork(e.new_tokens, e.context, e.samples) for e in out.entries]
-        cost = step_cost(self.spec, work, dtype=self._dtype, kv_dtype=self._dtype)
-        decodes = sum(1 for e in out.entries if e.decode)
-        prefill = sum(e.new_tokens for e in out.entries if not e.decode)
-        self.stats.add_step(out, finished, cost.flops)
+        report = self._report(out, finished, duration_s)
         t1 = self.clock()
-        m = self.metrics
-        m.record_step(
-            phase=out.phase,
-            sequences=len(out.entries),
-            prefill_tokens=prefill,
-            decode_tokens=decodes,
-            duration_s=dur,
-            flops=cost.flops,
-            read_bytes=cost.read_bytes,
-            write_bytes=cost.kv_write_bytes,
-        )
-        for match in out.lookups:
-            m.record_prefix_lookup(queried_tokens=match.queried_tokens, hit_tokens=match.hit_tokens)
-        if out.evicted_blocks:
-            m.record_eviction(out.evicted_blocks)
-        for tokens in out.recomputed:
-            m.record_recompute(tokens)
-        if out.preempted:
-            m.record_preemption(out.preempted)
-        m.record_kv(
-            used_blocks=self.blocks.num_used,
-            total_blocks=self.blocks.num_blocks,
-            evictable_blocks=self.blocks.num_evictable,
-        )
-        m.set_queue(len(self.scheduler.waiting), len(self.scheduler.running))
-        for f in finished:
-            m.record_request_finished(
-                ttft_s=f.ttft_s,
-                inter_token_s=f.inter_token_s,
-                e2e_s=f.e2e_s,
-                prompt_tokens=f.prompt_tokens,
-                cached_tokens=f.cached_tokens,
-                output_tokens=f.output_tokens,
-            )
+        for observer in self.observers:
+            observer.on_step(report)
         t2 = self.clock()
         self.stats.cost_model_seconds += t1 - t0
         self.stats.hook_seconds += t2 - t1
 
-    @property
-    def attention_path(self) -> str:
-        """The attention path the steps use (`eager`, `sdpa`, or a fallback note)."""
-        return self.runner.attention_path
+    def _report(
+        self, out: SchedulerOutput, finished: tuple[FinishedRequest, ...], duration_s: float
+    ) -> StepReport:
+        work = tuple(RequestWork(e.new_tokens, e.context, e.samples) for e in out.entries)
+        cost = step_cost(self.spec, work, dtype=self._dtype, kv_dtype=self._dtype)
+        return StepReport(
+            phase=out.phase,
+            work=work,
+            prefill_tokens=sum(e.new_tokens for e in out.entries if not e.decode),
+            decode_tokens=sum(1 for e in out.entries if e.decode),
+            flops=cost.flops,
+            read_bytes=cost.read_bytes,
+            write_bytes=cost.kv_write_bytes,
+            lookups=out.lookups,
+            evicted_blocks=out.evicted_blocks,
+            recomputed=out.recomputed,
+            preempted=out.preempted,
+            kv_used_blocks=self.blocks.num_used,
+            kv_total_blocks=self.blocks.num_blocks,
+            kv_evictable_blocks=self.blocks.num_evictable,
+            waiting=len(self.scheduler.waiting),
+            running=len(self.scheduler.running),
+            finished=finished,
+            duration_s=duration_s,
+        )
 
     def summary(self, wall_s: float | None = None) -> WorkerSummary:
         """The run so far; `wall_s` (default: time spent in steps) is the throughput basis."""
@@ -240,3 +229,18 @@ class Engine:
             attention_path=self.attention_path,
             wall_s=self.stats.loop_seconds if wall_s is None else wall_s,
         )
+
+
+def _model_runner(config: EngineConfig) -> StepRunner:
+    """The torch model side for `config` (imports torch)."""
+    from .runner import ModelRunner  # noqa: PLC0415 - torch only when the engine needs it
+
+    return ModelRunner(
+        config.model,
+        device=config.device,
+        dtype=config.resolved_dtype,
+        kv_blocks=config.kv_blocks,
+        block_size=config.block_size,
+        attention=config.attention,
+        seed=config.seed,
+    )
