@@ -1,5 +1,6 @@
 """DESIGN.md §2 boundaries, enforced: layers import downwards only; heavy libraries stay in
-their one module; derive/ touches no clock or OS."""
+their one module; derive/ touches no clock or OS; the worker's core never reaches torch; a
+deliberate inversion between siblings is written here with its reason."""
 
 from __future__ import annotations
 
@@ -30,10 +31,43 @@ EXCLUSIVE = {
     # for it); everything else about prometheus_client stays in export/prometheus.
     "prometheus_client": ("export/prometheus", "sources/engine/parse"),
     "opentelemetry": ("export/otel",),
-    "torch": ("worker/",),
+    # The worker's torch side; its core (WORKER_CORE below) and engine.py's module level
+    # stay torch-free.
+    "torch": (
+        "worker/llama",
+        "worker/attention",
+        "worker/runner",
+        "worker/calibrate",
+        "worker/cell_runner",
+    ),
     "click": ("cli/",),
     "rich": ("cli/",),
     "matplotlib": ("profile/plot",),
+}
+
+#: The worker's torch-free core (DESIGN.md §2: "worker core" sits with sources, below its torch
+#: side). These modules and everything they import inside the package never import torch — not
+#: at module level, not in a function, not under TYPE_CHECKING — so the engine's bookkeeping
+#: (requests, KV blocks, scheduling, step reports) loads and is tested without it. The torch
+#: side is llama, attention and runner (with calibrate and cell_runner); engine.py imports the
+#: runner only when an engine is built without one, so it is not core.
+WORKER_CORE = ("sequence", "block_manager", "scheduler", "observer", "summary", "tokenizer")
+
+#: Sibling packages of one layer that may import each other only as stated here.
+SIBLINGS = ("worker", "profile")
+
+#: Deliberate imports against the grain, each with its reason; no other is allowed, and each
+#: listed one must still happen (a stale entry fails too).
+INVERSIONS = {
+    ("worker/cell_runner.py", "gpumetrics.profile"): (
+        "WorkerRunner implements profile's CellRunner protocol: profile (torch-free) plans the "
+        "cells and turns records into reports; the worker, which owns torch, runs the cells "
+        "and returns profile's record types. The CLI wires them; profile never imports worker."
+    ),
+    ("worker/calibrate.py", "gpumetrics.profile"): (
+        "calibration measures the device's roofs with torch and returns profile's Calibration "
+        "record, which the profile report carries."
+    ),
 }
 
 CLOCK_AND_OS = {"time", "datetime", "os", "socket", "subprocess", "pathlib", "threading"}
@@ -113,3 +147,51 @@ def test_importing_the_core_pulls_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == ""
+
+
+def _module_path(dotted: str) -> Path | None:
+    """The file of a `gpumetrics.…` module (a package's __init__), or None (not a module)."""
+    base = PACKAGE.parent.joinpath(*dotted.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _closure(path: Path) -> dict[Path, set[str]]:
+    """`path` and every package module it imports, transitively: path -> its imports."""
+    seen: dict[Path, set[str]] = {}
+    todo = [path]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen[current] = _imports(current)
+        for name in seen[current]:
+            found = _module_path(name) if name.startswith("gpumetrics.") else None
+            if found is not None:
+                todo.append(found)
+    return seen
+
+
+@pytest.mark.parametrize("name", WORKER_CORE)
+def test_the_worker_core_never_imports_torch(name: str) -> None:
+    for path, names in _closure(PACKAGE / "worker" / f"{name}.py").items():
+        torch = sorted(n for n in names if n.split(".")[0] == "torch")
+        assert not torch, f"worker/{name}.py reaches {path.relative_to(PACKAGE)}: imports {torch}"
+
+
+def test_siblings_import_each_other_only_as_stated() -> None:
+    found: set[tuple[str, str]] = set()
+    for path in _modules():
+        relative = path.relative_to(PACKAGE).as_posix()
+        own = relative.split("/")[0]
+        if own not in SIBLINGS:
+            continue
+        for name in _imports(path):
+            parts = name.split(".")
+            other = parts[1] if parts[0] == "gpumetrics" and len(parts) > 1 else None
+            if other in SIBLINGS and other != own:
+                found.add((relative, f"gpumetrics.{other}"))
+    assert found - INVERSIONS.keys() == set(), "an unstated inversion: state it with its reason"
+    assert INVERSIONS.keys() - found == set(), "a stated inversion no longer happens: drop it"

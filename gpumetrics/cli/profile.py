@@ -186,7 +186,7 @@ def _sweep(
     try:
         from ..worker.calibrate import calibrate  # noqa: PLC0415 - torch, only when needed
         from ..worker.cell_runner import WorkerRunner  # noqa: PLC0415
-        from ..worker.engine import check_device  # noqa: PLC0415
+        from ..worker.runner import check_device  # noqa: PLC0415
     except ImportError as exc:
         raise click.ClickException(
             f"the sweep runs the reference worker, which needs torch ({exc}): "

@@ -78,7 +78,7 @@ def worker(**o: Any) -> None:
     serve_at = _address(o["serve_at"]) if o["serve_at"] else None
     try:
         from ..worker import SCENARIOS, ByteTokenizer, ChatLoad, Engine, EngineConfig, run_load  # noqa: PLC0415
-        from ..worker.engine import check_device  # noqa: PLC0415
+        from ..worker.runner import check_device  # noqa: PLC0415
     except ImportError as exc:
         raise click.ClickException(
             f"the worker needs torch ({exc}); install it: pip install 'gpumetrics[worker]'"

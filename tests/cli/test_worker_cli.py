@@ -115,8 +115,8 @@ def test_without_torch_the_error_says_how_to_install_it(monkeypatch: pytest.Monk
 
 
 def test_the_cli_lists_the_workers_attention_paths() -> None:
-    worker = pytest.importorskip("gpumetrics.worker", reason="the worker needs torch")
-    assert worker.ATTENTION_PATHS == _ATTENTION_PATHS
+    attention = pytest.importorskip("gpumetrics.worker.attention", reason="needs torch")
+    assert attention.ATTENTION_PATHS == _ATTENTION_PATHS
 
 
 def test_a_mixture_of_experts_preset_is_refused() -> None:
