@@ -22,6 +22,7 @@ from ..costmodel import ModelSpec, RequestWork, step_cost
 from ..hooks import EngineMetrics
 from .attention import PagedKV, build_metadata, eager_attention, resolve_path, sdpa_attention
 from .block_manager import BlockManager
+from .fast_decode import build_fast_decoder
 from .llama import build_model
 from .scheduler import Scheduler, SchedulerOutput
 from .scheduler import Sequence as Seq
@@ -62,6 +63,8 @@ class EngineConfig:
     max_batch_tokens: int = 512
     chunked_prefill: bool = True
     attention: str = "auto"
+    fast_decode: str = "auto"
+    """auto | on | off: CUDA-graph decode steps (`fast_decode`); auto = on for CUDA."""
     dtype: str | None = None
     seed: int = 0
     engine_name: str = "worker-0"
@@ -128,6 +131,10 @@ class Engine:
             dtype=_DTYPES[dtype],
             device=self.device,
         )
+        self.fast = build_fast_decoder(
+            config.fast_decode, self.model, self.kv, spec,
+            max_batch=config.max_batch, kv_blocks=config.kv_blocks, device=self.device,
+        )  # fmt: skip
         self.blocks = BlockManager(config.kv_blocks, config.block_size)
         self.scheduler = Scheduler(
             self.blocks,
@@ -198,6 +205,8 @@ class Engine:
 
     def _forward(self, out: SchedulerOutput) -> list[int]:
         """Run the model over the step's tokens; greedy next tokens of the sampling rows."""
+        if self.fast is not None and self.fast.applies(out):
+            return self.fast.decode(out)
         ids: list[int] = []
         positions: list[int] = []
         rows: list[int] = []
@@ -306,6 +315,10 @@ class Engine:
         return self.stats.summary(
             model=self.spec.name,
             device=str(self.device),
-            attention_path=self.attention_path,
+            attention_path=(
+                f"fast-decode+{self.attention_path}"
+                if self.fast is not None and self.fast.steps
+                else self.attention_path
+            ),
             wall_s=self.stats.loop_seconds if wall_s is None else wall_s,
         )
