@@ -245,6 +245,16 @@ class FastDecoder:
         self.steps += 1
         return sampled
 
+    def replay(self, n: int) -> Tensor:
+        """Run the step for padded size `n` on the buffers as the last `decode` left them
+        (the graph's replay on CUDA): the device work alone, for timing. Greedy tokens [n]."""
+        with torch.inference_mode():
+            if n in self._graphs:
+                graph, _, tokens = self._graphs[n]
+                graph.replay()
+                return tokens
+            return self._step(n)[1]
+
     def _write_tables(self, tables: Sequence[list[int]], b: int, n: int) -> int:
         """Block-table rows [0, n) into the host mirror (only what changed since the last
         step); returns the columns the step reads."""

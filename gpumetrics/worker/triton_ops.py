@@ -50,15 +50,19 @@ AVAILABLE = triton is not None
 """Whether triton imported (it ships with torch's CUDA builds)."""
 
 BLOCK_N = 64
-"""Tokens per attention tile."""
+"""Tokens per attention tile (default)."""
 MAX_SPLITS = 16
 """Most context splits per sequence (flash decoding)."""
 
 
+def _pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
 def splits_for(batch: int, kv_heads: int, programs: int) -> int:
-    """Context splits per sequence so that batch · kv_heads · splits reaches `programs`
-    (a few per SM), at most MAX_SPLITS."""
-    return max(1, min(MAX_SPLITS, -(-programs // max(1, batch * kv_heads))))
+    """Context splits per sequence: the power of two that makes batch · kv_heads · splits
+    reach `programs` (a few per SM), at most MAX_SPLITS."""
+    return min(MAX_SPLITS, _pow2(-(-programs // max(1, batch * kv_heads))))
 
 
 def _rms_norm_kernel(
@@ -227,7 +231,9 @@ def _merge_kernel(
     lse = tl.load(part_lse_ptr + row * SPLITS + s, mask=live, other=float("-inf"))
     top = tl.max(lse, axis=0)
     w = tl.exp(lse - top)
-    o = tl.load(part_o_ptr + (row * SPLITS + s[:, None]) * D + d[None, :], mask=live[:, None])
+    o = tl.load(
+        part_o_ptr + (row * SPLITS + s[:, None]) * D + d[None, :], mask=live[:, None], other=0.0
+    )
     merged = tl.sum(o * w[:, None], axis=0) / tl.sum(w, axis=0)
     tl.store(out_ptr + row * D + d, merged.to(out_ptr.dtype.element_ty))
 
@@ -252,18 +258,19 @@ if AVAILABLE:
     _silu_mul = triton.jit(_silu_mul_kernel)
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
 class TritonDecodeOps:
     """`paged_decode.DecodeOps` with the kernels above (CUDA, or CPU under the interpreter)."""
 
     name = "triton"
 
-    def __init__(self) -> None:
+    def __init__(self, *, block_n: int = BLOCK_N, attention_warps: int = 4) -> None:
+        """`block_n` tokens per attention tile (a power of two >= 16) and `attention_warps`
+        warps per attention program: the attention kernel's two tuning knobs."""
         if not AVAILABLE:
             raise RuntimeError("triton is not installed (it ships with torch's CUDA wheels)")
+        if block_n < 16 or block_n & (block_n - 1):
+            raise ValueError(f"block_n must be a power of two >= 16, got {block_n}")
+        self.block_n, self.attention_warps = block_n, attention_warps
 
     def rms_norm(
         self, x: Tensor, weight: Tensor, eps: float, residual: Tensor | None = None
@@ -321,8 +328,8 @@ class TritonDecodeOps:
             q, k_cache, v_cache, block_table, context_lens, out, part_o, part_lse, scale,
             block_table.stride(0), block_table.stride(1),
             HQ=heads, HKV=kv_heads, D=head_dim, BS=block_size,
-            BLOCK_G=max(16, _pow2(heads // kv_heads)), BLOCK_N=BLOCK_N, SPLITS=splits,
-            IEEE=q.dtype == torch.float32,
+            BLOCK_G=max(16, _pow2(heads // kv_heads)), BLOCK_N=self.block_n, SPLITS=splits,
+            IEEE=q.dtype == torch.float32, num_warps=self.attention_warps,
         )  # fmt: skip
         if splits > 1:
             _merge[(batch * heads,)](

@@ -71,10 +71,14 @@ def _snapshot(engine: Engine) -> list[str]:
 def test_greedy_tokens_summary_and_hooks_equal_the_reference_engine() -> None:
     ref, fast = _engine("off"), _engine("on")
     assert _workload(fast) == _workload(ref)
-    assert fast.fast is not None and fast.fast.steps > 10
+    assert fast.fast is not None
+    assert fast.fast.steps > 10
     s_ref, s_fast = ref.summary(), fast.summary()
-    assert s_ref.evicted_blocks > 0 and s_ref.prefix_hit_tokens > 0 and s_ref.preemptions > 0
-    assert s_fast.attention_path == "fast-decode+sdpa" and s_ref.attention_path == "sdpa"
+    assert s_ref.evicted_blocks > 0
+    assert s_ref.prefix_hit_tokens > 0
+    assert s_ref.preemptions > 0
+    assert s_fast.attention_path == "fast-decode+sdpa"
+    assert s_ref.attention_path == "sdpa"
     assert {**s_fast.as_dict(), "attention_path": "sdpa"} == s_ref.as_dict()
     assert _snapshot(fast) == _snapshot(ref)  # same steps, FLOPs, bytes, KV, timings
 
@@ -111,12 +115,14 @@ def test_every_decode_step_has_the_reference_logits(
 def test_padding_rows_write_only_the_scratch_block() -> None:
     engine = _engine("on")
     fast = engine.fast
-    assert fast is not None and engine.kv.scratch_block == 24
+    assert fast is not None
+    assert engine.kv.scratch_block == 24
     for i in range(3):
         engine.add_request([1 + i, 2, 3, 4, 5, 6], 4)
     engine.step()  # the three prefills
     out = engine.scheduler.schedule()
-    assert fast.applies(out) and len(out.entries) == 3  # padded to 4
+    assert fast.applies(out)
+    assert len(out.entries) == 3
     before = [k.clone() for k in engine.kv.k]
     fast.decode(out)
     written = {e.seq.block_table[e.start // 4] * 4 + e.start % 4 for e in out.entries}
@@ -141,7 +147,8 @@ def test_step_flops_are_the_cost_models_over_the_padded_width() -> None:
 def test_applies_only_to_all_decode_steps_within_the_captured_sizes() -> None:
     engine = _engine("on")
     fast = engine.fast
-    assert fast is not None and fast.sizes == (1, 2, 4, 5)
+    assert fast is not None
+    assert fast.sizes == (1, 2, 4, 5)
     engine.add_request([1, 2, 3, 4, 5], 3)
     prefill = engine.scheduler.schedule()
     assert not fast.applies(prefill)
@@ -171,7 +178,8 @@ def test_modes() -> None:
     assert build_fast_decoder("off", *args, max_batch=4, kv_blocks=24, device=CPU) is None
     assert build_fast_decoder("auto", *args, max_batch=4, kv_blocks=24, device=CPU) is None
     built = build_fast_decoder("on", *args, max_batch=4, kv_blocks=24, device=CPU)
-    assert isinstance(built, FastDecoder) and built.width == 24  # min(2048 / 4, 24 blocks)
+    assert isinstance(built, FastDecoder)
+    assert built.width == 24
     odd = replace(SPEC, head_dim=24)
     with pytest.raises(ValueError, match="head_dim 24 is not a power of two"):
         build_fast_decoder("on", engine.model, engine.kv, odd, max_batch=4, kv_blocks=24,
@@ -188,7 +196,8 @@ def test_cuda_graph_steps_match_the_reference_in_bf16() -> None:
         pytest.skip("needs a CUDA device")
     config = EngineConfig(SPEC, device="cuda", kv_blocks=64, block_size=16, max_batch=8)
     engine = Engine(config)
-    assert engine.fast is not None and engine.fast._graphs
+    assert engine.fast is not None
+    assert engine.fast._graphs
     fast, decode = engine.fast, engine.fast.decode
     diffs: list[float] = []
 
@@ -205,4 +214,5 @@ def test_cuda_graph_steps_match_the_reference_in_bf16() -> None:
     for i in range(6):
         engine.add_request([(5 * i + j) % 300 + 1 for j in range(20 + 7 * i)], 12)
     engine.run()
-    assert diffs and engine.summary().attention_path == "fast-decode+sdpa"
+    assert diffs
+    assert engine.summary().attention_path == "fast-decode+sdpa"

@@ -81,6 +81,42 @@ def check_all(device: str, dtype: torch.dtype) -> list[str]:
     return failures
 
 
+def check_decoder(splits: int, block_n: int) -> list[str]:
+    """The whole fast decode step with these kernels (tiny model, fp32, CPU) against the
+    reference path's logits on every decode step of a short run."""
+    from gpumetrics.costmodel import PRESETS  # noqa: PLC0415
+    from gpumetrics.worker import Engine, EngineConfig  # noqa: PLC0415
+    from gpumetrics.worker.fast_decode import reference_decode_logits  # noqa: PLC0415
+    from gpumetrics.worker.scheduler import SchedulerOutput  # noqa: PLC0415
+    from gpumetrics.worker.triton_ops import TritonDecodeOps  # noqa: PLC0415
+
+    config = EngineConfig(PRESETS["tiny"], kv_blocks=32, block_size=4, max_batch=3,
+                          fast_decode="on")  # fmt: skip
+    engine = Engine(config)
+    fast = engine.fast
+    assert fast is not None
+    fast.ops = TritonDecodeOps(block_n=block_n)
+    fast._splits = dict.fromkeys(fast.sizes, splits)
+    decode, failures = fast.decode, []
+
+    def checked(out: SchedulerOutput) -> list[int]:
+        expected = reference_decode_logits(engine.model, engine.kv, out, torch.device("cpu"))
+        tokens = decode(out)
+        assert fast.last_logits is not None
+        err = (fast.last_logits - expected).abs().max().item()
+        if not err <= 1e-5:
+            failures.append(f"decoder splits={splits}: logits max |diff| {err:.3g}")
+        return tokens
+
+    fast.decode = checked  # type: ignore[method-assign]
+    for i in range(3):
+        engine.add_request([(11 * i + j) % 300 + 1 for j in range(9 + 30 * i)], 4)
+    engine.run()
+    if fast.steps < 3:
+        failures.append(f"only {fast.steps} fast steps ran")
+    return failures
+
+
 _INTERPRETER_FIX = """
 # Triton 3.6's interpreter indexes size-1 arrays with int(), which numpy >= 2.3 refuses
 # (runtime loop bounds); give it the element instead.
@@ -98,13 +134,20 @@ def test_kernels_equal_torch_ops_under_the_interpreter() -> None:
     code = (
         _INTERPRETER_FIX
         + "import torch\nfrom tests.worker.test_triton_ops import check_all\n"
+        + "from tests.worker.test_triton_ops import check_decoder\n"
         + "failures = check_all('cpu', torch.float32)\n"
+        + "failures += check_decoder(1, 64) + check_decoder(3, 16)\n"
         + "print('\\n'.join(failures) or 'all equal')\nraise SystemExit(bool(failures))\n"
     )
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "all equal" in result.stdout
