@@ -149,6 +149,7 @@ class WorkerRunner:
         block_size: int = 16,
         dtype: str | None = None,
         attention: str = "auto",
+        fast_decode: str = "auto",
         seed: int = 0,
     ) -> None:
         if model.is_moe:
@@ -180,6 +181,7 @@ class WorkerRunner:
                 max_batch=max(c.batch for c in cells),
                 max_batch_tokens=max(step_budget(c) for c in cells),
                 attention=attention,
+                fast_decode=fast_decode,
                 dtype=dtype,
                 seed=seed,
                 engine_name="profile",

@@ -207,6 +207,16 @@ class FastDecoder:
 
     # --- the engine's side ------------------------------------------------------------------
 
+    @property
+    def description(self) -> str:
+        """How steps run, e.g. "CUDA graphs of 1..64 sequences, triton kernels"."""
+        how = (
+            f"CUDA graphs of {self.sizes[0]}..{self.max_batch} sequences"
+            if self._graphs
+            else "eager"
+        )
+        return f"{how}, {self.ops.name} kernels"
+
     def applies(self, out: SchedulerOutput) -> bool:
         """Every entry decodes (and samples) one token, and the batch fits a captured size."""
         return 0 < len(out.entries) <= self.max_batch and all(
