@@ -22,9 +22,9 @@ run by `FastDecoder` instead of the reference path (`llama.CausalLM.forward` wit
 
 On CPU (or with `graphs=False`) the same step function runs eagerly with `TorchDecodeOps`:
 that is what the tests compare with the reference path (fp32: logits within 1e-5, greedy
-tokens identical). On CUDA in bf16 the logits differ from the reference path's by rounding
-order only (fused matmuls, another attention kernel): `BF16_ATOL`/`BF16_RTOL` state the
-tolerance the GPU check holds them to.
+tokens identical). In bf16 the logits differ from the reference path's by rounding order
+(fused matmuls, another attention kernel); `BF16_ERROR_RATIO` states the tolerance the GPU
+check holds them to, against fp32 logits (`decode_oracle`).
 
 FLOPs and bytes are unchanged: the engine still reports the cost model of the scheduled work.
 """
@@ -40,19 +40,18 @@ from torch import Tensor, nn
 
 from ..costmodel import ModelSpec
 from . import triton_ops
-from .attention import AttentionFn, PagedKV, build_metadata, sdpa_attention
+from .attention import PagedKV
 from .llama import RMS_EPS, ROPE_THETA, CausalLM, DecoderLayer
 from .paged_decode import DecodeOps, TorchDecodeOps, rope_cache
 from .scheduler import SchedulerOutput
 
 __all__ = [
-    "BF16_ATOL",
-    "BF16_RTOL",
+    "BF16_ERROR_FLOOR",
+    "BF16_ERROR_RATIO",
     "FAST_DECODE_MODES",
     "FastDecoder",
     "build_fast_decoder",
     "capture_sizes",
-    "reference_decode_logits",
     "unsupported_reason",
 ]
 
@@ -60,11 +59,14 @@ log = logging.getLogger("gpumetrics.worker")
 
 #: --fast-decode values: auto = on for CUDA (when triton is there), off elsewhere.
 FAST_DECODE_MODES = ("auto", "on", "off")
-BF16_ATOL = 0.06
-"""bf16 on CUDA: |fast − reference| <= BF16_ATOL + BF16_RTOL · |reference| for every logit
-(logits of the seeded random models are O(1); bf16 keeps 8 bits, and rounding-order
-differences compound over the layers)."""
-BF16_RTOL = 0.03
+BF16_ERROR_RATIO = 1.5
+"""bf16 tolerance: against fp32 logits of the same (upcast) weights, the fast path's error
+may be at most BF16_ERROR_RATIO x the reference path's + BF16_ERROR_FLOOR (max and mean over
+all logits). The two bf16 paths round in another order (fused matmuls, another attention
+kernel), and on the seeded random 1B model that alone moves logits by ~0.02 on average and
+~0.1 at most (measured on CPU with the torch ops), flipping a few near-tied greedy tokens:
+a fixed tolerance on |fast − reference| would either pass anything or fail rounding."""
+BF16_ERROR_FLOOR = 1e-3
 _GRAPH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _PROGRAMS_PER_SM = 4
 
@@ -333,31 +335,3 @@ def _fuse_linears(*linears: nn.Linear) -> Tensor:
         m.weight = nn.Parameter(fused[start : start + rows], requires_grad=False)
         start += rows
     return fused
-
-
-def reference_decode_logits(
-    model: CausalLM,
-    kv: PagedKV,
-    out: SchedulerOutput,
-    device: torch.device,
-    attend: AttentionFn = sdpa_attention,
-) -> Tensor:
-    """The reference path's logits [B, V] (float32) for an all-decode step, exactly as the
-    engine computes them (its K/V are written into `kv`): the oracle of tests and the GPU
-    check."""
-    entries = out.entries
-    ids = [e.seq.tokens[e.start] for e in entries]
-    positions = [e.start for e in entries]
-    spans = [(e.start, e.new_tokens, e.seq.block_table) for e in entries]
-    batched = attend is sdpa_attention
-    meta = build_metadata(spans, kv.block_size, device, batched=batched)
-    with torch.inference_mode():
-        logits: Tensor = model(
-            torch.tensor(ids, dtype=torch.long, device=device),
-            torch.tensor(positions, dtype=torch.long, device=device),
-            kv,
-            meta,
-            attend,
-            torch.arange(len(entries), device=device),
-        )
-    return logits

@@ -86,7 +86,7 @@ def check_decoder(splits: int, block_n: int) -> list[str]:
     reference path's logits on every decode step of a short run."""
     from gpumetrics.costmodel import PRESETS  # noqa: PLC0415
     from gpumetrics.worker import Engine, EngineConfig  # noqa: PLC0415
-    from gpumetrics.worker.fast_decode import reference_decode_logits  # noqa: PLC0415
+    from gpumetrics.worker.decode_oracle import reference_decode_logits  # noqa: PLC0415
     from gpumetrics.worker.scheduler import SchedulerOutput  # noqa: PLC0415
     from gpumetrics.worker.triton_ops import TritonDecodeOps  # noqa: PLC0415
 
