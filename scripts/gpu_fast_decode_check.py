@@ -29,6 +29,7 @@ Prints a table; writes everything as JSON to --out. Exit 1 if a correctness chec
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     result["bf16_logits"] = check_bf16_logits(spec, args.device, "bf16" if cuda else "fp32")
     result["fp32_greedy"] = check_greedy_run(spec, args.device)
+    gc.collect()  # the checks' engines and fp32 models (their wrapped decode holds a cycle)
     if cuda:
         torch.cuda.empty_cache()
     result.update(time_cells(args, spec, started))

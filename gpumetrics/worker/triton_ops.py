@@ -128,7 +128,7 @@ def _rope_write_kernel(
     is_q = heads < HQ
     tl.store(q_ptr + t * HQ * D + heads[:, None] * D + d[None, :], y, mask=is_q[:, None])
     k_row = k_cache_ptr + slot * HKV * D + (heads[:, None] - HQ) * D + d[None, :]
-    tl.store(k_row, y, mask=(live & ~is_q)[:, None])
+    tl.store(k_row, y, mask=(live & (heads >= HQ))[:, None])
     kv = tl.arange(0, BLOCK_KV)
     v = tl.load(
         qkv_ptr + t * qkv_stride + (HQ + HKV + kv[:, None]) * D + d[None, :],
