@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 
 __all__ = ["profile"]
 
-_SWEEP_ONLY = ("batch_text", "context_text", "chunk_text", "device", "calibrate", "kv_blocks")
+_SWEEP_ONLY = (
+    "batch_text", "context_text", "chunk_text", "device", "calibrate", "kv_blocks", "fast_decode",
+)  # fmt: skip
 _ATTACH_ONLY = ("kind", "gpus_text", "duration", "interval")
 _CPU_NOTE = "not available: the sweep runs on the CPU (NVML measures NVIDIA GPUs)"
 _POSITIVE = click.IntRange(min=1)
@@ -82,6 +84,10 @@ _FILE = click.Path(dir_okay=False, writable=True, path_type=Path)
     help="Fix the KV pool (and budget) in blocks [default: what memory allows].",
 )
 @click.option("--block-size", type=_POSITIVE, default=16, show_default=True)
+@click.option(
+    "--fast-decode", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+    help="The worker's CUDA-graph decode path (auto: on for CUDA; off: the reference path).",
+)  # fmt: skip
 @click.option("--gpu", "gpu_name", help="GPU table key or NVML name [default: detected].")
 @click.option("--peak-flops", help="Dense peak FLOP/s for the dtype (e.g. 989.4T).")
 @click.option("--hbm-bandwidth", help="Memory bandwidth in bytes/s (e.g. 4.8T).")
@@ -208,6 +214,7 @@ def _sweep(
                 kv_blocks=o["kv_blocks"],
                 block_size=o["block_size"],
                 dtype=o["dtype"],
+                fast_decode=o["fast_decode"],
                 seed=o["seed"],
             )
         except ValueError as exc:
@@ -215,6 +222,10 @@ def _sweep(
         except RuntimeError as exc:  # allocating the model or the KV pool
             raise click.ClickException(f"cannot set up the worker: {exc}") from None
         device, notes = runner.device, []
+        fast = runner.model_runner.fast
+        if fast is not None:
+            notes.append(f"decode steps ran the worker's fast path ({fast.description}); "
+                         "--fast-decode off times the reference path")  # fmt: skip
         if cuda and gpu is None:
             gpu = match_nvml_name(device.name)
             if gpu is None:

@@ -20,6 +20,8 @@ __all__ = ["worker"]
 
 #: gpumetrics.worker.ATTENTION_PATHS (not imported here: that would import torch).
 _ATTENTION_PATHS = ("auto", "eager", "sdpa")
+#: gpumetrics.worker.fast_decode.FAST_DECODE_MODES (likewise).
+_FAST_DECODE_MODES = ("auto", "on", "off")
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -51,6 +53,10 @@ def _address(text: str) -> tuple[str, int]:
     help="Token budget per step (prefill chunks + decodes).",
 )  # fmt: skip
 @click.option("--attention", type=click.Choice(_ATTENTION_PATHS), default="auto", show_default=True)
+@click.option(
+    "--fast-decode", type=click.Choice(_FAST_DECODE_MODES), default="auto", show_default=True,
+    help="CUDA-graph decode steps with paged Triton attention (auto: on for CUDA).",
+)  # fmt: skip
 @click.option("--scenario", type=click.Choice(["chat"]), default="chat", show_default=True)
 @click.option("--requests", type=click.IntRange(min=1), help="Stop after N finished turns.")
 @click.option(
@@ -101,6 +107,7 @@ def worker(**o: Any) -> None:
         max_batch=o["max_batch"],
         max_batch_tokens=o["max_batch_tokens"],
         attention=o["attention"],
+        fast_decode=o["fast_decode"],
         seed=o["seed"],
     )
     overrides = {"arrival_rate": o["arrival_rate"], "think_time_s": o["think_time"]}
@@ -109,7 +116,10 @@ def worker(**o: Any) -> None:
         seed=o["seed"],
         **{k: v for k, v in overrides.items() if v is not None},
     )
-    engine = Engine(config)
+    try:
+        engine = Engine(config)
+    except ValueError as exc:  # e.g. --fast-decode on for a model it cannot run
+        raise click.UsageError(str(exc)) from None
     fits = min(spec.max_context, o["kv_blocks"] * o["block_size"])
     load = ChatLoad(scenario, tokenizer, max_context=fits)
     requests = o["requests"] if o["requests"] is not None or o["duration"] else 50

@@ -44,7 +44,7 @@ from ..profile.sweep import blocks_needed, decode_max_tokens, prompt_tokens, ste
 from .block_manager import BlockManager
 from .engine import Engine, EngineConfig
 from .observer import StepLog
-from .runner import check_device
+from .runner import ModelRunner, check_device
 from .scheduler import Scheduler
 
 __all__ = ["CUDA_RESERVE_BYTES", "WorkerRunner", "device_info"]
@@ -108,6 +108,7 @@ class WorkerRunner:
         block_size: int = 16,
         dtype: str | None = None,
         attention: str = "auto",
+        fast_decode: str = "auto",
         seed: int = 0,
     ) -> None:
         if model.is_moe:
@@ -128,21 +129,32 @@ class WorkerRunner:
         self._pool = KvPool(blocks, block_size, per_token, max(budget, 0), source)
         self._device = device_info(device, self._dtype)
         self._log = StepLog()
-        self.engine = Engine(
-            EngineConfig(
-                model,
-                device=device,
-                kv_blocks=blocks,
-                block_size=block_size,
-                max_batch=max(c.batch for c in cells),
-                max_batch_tokens=max(step_budget(c) for c in cells),
-                attention=attention,
-                dtype=dtype,
-                seed=seed,
-                engine_name="profile",
-            ),
-            observers=[self._log],
+        config = EngineConfig(
+            model,
+            device=device,
+            kv_blocks=blocks,
+            block_size=block_size,
+            max_batch=max(c.batch for c in cells),
+            max_batch_tokens=max(step_budget(c) for c in cells),
+            attention=attention,
+            fast_decode=fast_decode,
+            dtype=dtype,
+            seed=seed,
+            engine_name="profile",
         )
+        self.model_runner = ModelRunner(
+            model,
+            device=device,
+            dtype=config.resolved_dtype,
+            kv_blocks=blocks,
+            block_size=block_size,
+            attention=attention,
+            fast_decode=fast_decode,
+            max_batch=config.max_batch,
+            seed=seed,
+        )
+        """The torch side of the engine (its fast decoder, if any, is `.fast`)."""
+        self.engine = Engine(config, runner=self.model_runner, observers=[self._log])
         # One throwaway request: torch's lazy first-call set-up is not the first cell's cost.
         self.engine.add_request([0, 1], 2)
         self.engine.run()

@@ -47,6 +47,8 @@ class EngineConfig:
     max_batch_tokens: int = 512
     chunked_prefill: bool = True
     attention: str = "auto"
+    fast_decode: str = "auto"
+    """auto | on | off: CUDA-graph decode steps (`fast_decode`); auto = on for CUDA."""
     dtype: str | None = None
     seed: int = 0
     engine_name: str = "worker-0"
@@ -242,5 +244,7 @@ def _model_runner(config: EngineConfig) -> StepRunner:
         kv_blocks=config.kv_blocks,
         block_size=config.block_size,
         attention=config.attention,
+        fast_decode=config.fast_decode,
+        max_batch=config.max_batch,
         seed=config.seed,
     )

@@ -7,7 +7,8 @@ scheduler never touch torch; this module, `llama` and `attention` are where torc
 
 The attention path is chosen once (`auto`: sdpa, the fused batched path). If the fused path
 fails on the first step, the runner falls back to the portable eager path for good and says so
-in `attention_path`.
+in `attention_path`. Decode-only steps go through the CUDA-graph `FastDecoder` when one is
+built (`fast_decode`: auto = on for CUDA); every other step takes the reference path above.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from ..costmodel import ModelSpec
 from .attention import PagedKV, build_metadata, eager_attention, resolve_path, sdpa_attention
+from .fast_decode import build_fast_decoder
 from .llama import build_model
 from .scheduler import SchedulerOutput
 
@@ -65,6 +67,8 @@ class ModelRunner:
         kv_blocks: int = 128,
         block_size: int = 16,
         attention: str = "auto",
+        fast_decode: str = "off",
+        max_batch: int = 16,
         seed: int = 0,
     ) -> None:
         if dtype not in DTYPES:
@@ -81,12 +85,25 @@ class ModelRunner:
             dtype=DTYPES[dtype],
             device=self.device,
         )
-        self.attention_path, self._attend = resolve_path(attention)
-        """The attention path the steps use (`eager`, `sdpa`, or a fallback note)."""
+        self._attention_path, self._attend = resolve_path(attention)
         self._path_checked = False
+        self.fast = build_fast_decoder(
+            fast_decode, self.model, self.kv, spec,
+            max_batch=max_batch, kv_blocks=kv_blocks, device=self.device,
+        )  # fmt: skip
+
+    @property
+    def attention_path(self) -> str:
+        """The attention path the steps use (`eager`, `sdpa`, or a fallback note), prefixed
+        `fast-decode+` once a decode step has run through the fast decoder."""
+        if self.fast is not None and self.fast.steps:
+            return f"fast-decode+{self._attention_path}"
+        return self._attention_path
 
     def run(self, out: SchedulerOutput) -> list[int]:
         """Run the model over the step's tokens; greedy next tokens of the sampling entries."""
+        if self.fast is not None and self.fast.applies(out):
+            return self.fast.decode(out)
         with torch.inference_mode():
             ids, positions, spans, rows = self._inputs(out)
             logits = self._run_model(ids, positions, spans, rows)
@@ -130,8 +147,8 @@ class ModelRunner:
         except RuntimeError as exc:
             if self._path_checked or not batched:
                 raise
-            log.warning("attention path %s failed (%s); using eager", self.attention_path, exc)
-            self.attention_path = f"eager ({self.attention_path} failed: {exc})"
+            log.warning("attention path %s failed (%s); using eager", self._attention_path, exc)
+            self._attention_path = f"eager ({self._attention_path} failed: {exc})"
             self._attend = eager_attention
             return self._run_model(ids, positions, spans, rows)
         self._path_checked = True
