@@ -33,18 +33,22 @@ from torch import Tensor
 
 __all__ = ["AVAILABLE", "TritonDecodeOps", "splits_for"]
 
+# Kernel parameter annotations: Triton's compiler looks every annotation name up and accepts
+# only triton.language objects, so pointers and run-time scalars are annotated `Arg`
+# (tl.tensor at run time), compile-time ones `constexpr`.
 if TYPE_CHECKING:
     constexpr = int  # triton.language.constexpr at run time
+    Arg = Any  # triton.language.tensor at run time
     triton: Any
     tl: Any
 else:
     try:
         triton = importlib.import_module("triton")
         tl = importlib.import_module("triton.language")
-        constexpr = tl.constexpr
+        constexpr, Arg = tl.constexpr, tl.tensor
     except ImportError:
         triton = tl = None
-        constexpr = int
+        constexpr, Arg = int, Any
 
 AVAILABLE = triton is not None
 """Whether triton imported (it ships with torch's CUDA builds)."""
@@ -66,13 +70,13 @@ def splits_for(batch: int, kv_heads: int, programs: int) -> int:
 
 
 def _rms_norm_kernel(
-    x_ptr: Any,
-    res_ptr: Any,
-    w_ptr: Any,
-    out_ptr: Any,
-    res_out_ptr: Any,
-    hidden: Any,
-    eps: Any,
+    x_ptr: Arg,
+    res_ptr: Arg,
+    w_ptr: Arg,
+    out_ptr: Arg,
+    res_out_ptr: Arg,
+    hidden: Arg,
+    eps: Arg,
     HAS_RES: constexpr,
     BLOCK: constexpr,
 ) -> None:
@@ -93,15 +97,15 @@ def _rms_norm_kernel(
 
 
 def _rope_write_kernel(
-    qkv_ptr: Any,
-    pos_ptr: Any,
-    slot_ptr: Any,
-    cos_ptr: Any,
-    sin_ptr: Any,
-    q_ptr: Any,
-    k_cache_ptr: Any,
-    v_cache_ptr: Any,
-    qkv_stride: Any,
+    qkv_ptr: Arg,
+    pos_ptr: Arg,
+    slot_ptr: Arg,
+    cos_ptr: Arg,
+    sin_ptr: Arg,
+    q_ptr: Arg,
+    k_cache_ptr: Arg,
+    v_cache_ptr: Arg,
+    qkv_stride: Arg,
     HQ: constexpr,
     HKV: constexpr,
     D: constexpr,
@@ -141,17 +145,17 @@ def _rope_write_kernel(
 
 
 def _attention_kernel(
-    q_ptr: Any,
-    k_cache_ptr: Any,
-    v_cache_ptr: Any,
-    table_ptr: Any,
-    ctx_ptr: Any,
-    out_ptr: Any,
-    part_o_ptr: Any,
-    part_lse_ptr: Any,
-    scale: Any,
-    table_stride_b: Any,
-    table_stride_w: Any,
+    q_ptr: Arg,
+    k_cache_ptr: Arg,
+    v_cache_ptr: Arg,
+    table_ptr: Arg,
+    ctx_ptr: Arg,
+    out_ptr: Arg,
+    part_o_ptr: Arg,
+    part_lse_ptr: Arg,
+    scale: Arg,
+    table_stride_b: Arg,
+    table_stride_w: Arg,
     HQ: constexpr,
     HKV: constexpr,
     D: constexpr,
@@ -217,9 +221,9 @@ def _attention_kernel(
 
 
 def _merge_kernel(
-    part_o_ptr: Any,
-    part_lse_ptr: Any,
-    out_ptr: Any,
+    part_o_ptr: Arg,
+    part_lse_ptr: Arg,
+    out_ptr: Arg,
     D: constexpr,
     SPLITS: constexpr,
     BLOCK_S: constexpr,
@@ -238,7 +242,7 @@ def _merge_kernel(
     tl.store(out_ptr + row * D + d, merged.to(out_ptr.dtype.element_ty))
 
 
-def _silu_mul_kernel(gu_ptr: Any, out_ptr: Any, inter: Any, BLOCK: constexpr) -> None:
+def _silu_mul_kernel(gu_ptr: Arg, out_ptr: Arg, inter: Arg, BLOCK: constexpr) -> None:
     t = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < inter
