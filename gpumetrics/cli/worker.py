@@ -66,6 +66,11 @@ def _address(text: str) -> tuple[str, int]:
 @click.option("--serve", "serve_at", metavar="ADDR:PORT", help="Serve the hooks' /metrics here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weights and load.")
+@click.option(
+    "--virtual-clock", is_flag=True,
+    help="Run arrivals and think times on simulated time (10 ms per step, no idle waits): "
+    "one seed gives the same requests in the same order on any machine.",
+)  # fmt: skip
 def worker(**o: Any) -> None:
     """Run the reference worker (paged KV cache, prefix caching, continuous batching) under a
     multi-turn chat load; every step is reported through gpumetrics.hooks.
@@ -79,6 +84,7 @@ def worker(**o: Any) -> None:
     try:
         from ..worker import SCENARIOS, ByteTokenizer, ChatLoad, Engine, EngineConfig, run_load  # noqa: PLC0415
         from ..worker.engine import check_device  # noqa: PLC0415
+        from ..worker.loadgen import VirtualClock  # noqa: PLC0415
     except ImportError as exc:
         raise click.ClickException(
             f"the worker needs torch ({exc}); install it: pip install 'gpumetrics[worker]'"
@@ -117,7 +123,13 @@ def worker(**o: Any) -> None:
     if endpoint is not None:
         click.echo(f"serving engine metrics at {endpoint.url}", err=True)
     try:
-        summary = run_load(engine, load, requests=requests, duration_s=o["duration"])
+        summary = run_load(
+            engine,
+            load,
+            requests=requests,
+            duration_s=o["duration"],
+            virtual=VirtualClock() if o["virtual_clock"] else None,
+        )
     finally:
         if endpoint is not None:
             endpoint.close()
