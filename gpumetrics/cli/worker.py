@@ -14,6 +14,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..costmodel import ModelSpec
+from ..costmodel.fit import MemoryNeed, host_memory_available, memory_need
+from ._fit import first_line, refuse_unless_fits
 from .options import resolve_model
 
 __all__ = ["worker"]
@@ -81,6 +84,10 @@ def worker(**o: Any) -> None:
         raise click.UsageError("give --requests or --duration, not both")
     spec = resolve_model(o["model_name"])
     serve_at = _address(o["serve_at"]) if o["serve_at"] else None
+    need = _memory_need(spec, o)
+    if o["device"] == "cpu" and not spec.is_moe:  # MoE is refused below, fit or not
+        # before torch loads: a model too big must fail in milliseconds
+        refuse_unless_fits(spec, need, host_memory_available(), "this host (MemAvailable)")
     try:
         from ..worker import SCENARIOS, ByteTokenizer, ChatLoad, Engine, EngineConfig, run_load  # noqa: PLC0415
         from ..worker.engine import check_device  # noqa: PLC0415
@@ -93,6 +100,10 @@ def worker(**o: Any) -> None:
         check_device(o["device"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--device") from None
+    if o["device"] != "cpu" and not spec.is_moe:
+        from ..worker.memory import device_memory_available  # noqa: PLC0415
+
+        refuse_unless_fits(spec, need, *(device_memory_available(o["device"]) or (None, "")))
     try:
         tokenizer = ByteTokenizer(spec.vocab)
         if spec.is_moe:
@@ -115,7 +126,10 @@ def worker(**o: Any) -> None:
         seed=o["seed"],
         **{k: v for k, v in overrides.items() if v is not None},
     )
-    engine = Engine(config)
+    try:
+        engine = Engine(config)
+    except RuntimeError as exc:  # an allocation the fit check did not foresee
+        raise click.ClickException(f"cannot set up the worker: {first_line(exc)}") from None
     fits = min(spec.max_context, o["kv_blocks"] * o["block_size"])
     load = ChatLoad(scenario, tokenizer, max_context=fits)
     requests = o["requests"] if o["requests"] is not None or o["duration"] else 50
@@ -147,6 +161,17 @@ def worker(**o: Any) -> None:
             else value,
         )
     Console().print(table)
+
+
+def _memory_need(spec: ModelSpec, o: dict[str, Any]) -> MemoryNeed:
+    """What the worker will allocate: weights and KV pool in its dtype, largest step."""
+    return memory_need(
+        spec,
+        dtype="fp32" if o["device"] == "cpu" else "bf16",  # EngineConfig.resolved_dtype
+        kv_tokens=o["kv_blocks"] * o["block_size"],
+        step_tokens=o["max_batch_tokens"],
+        sampling_sequences=o["max_batch"],
+    )
 
 
 def _fmt(value: str | int | float) -> str:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from ..costmodel import ModelSpec, RequestWork
+from ..costmodel.fit import host_memory_available
 from ..hooks import EngineMetrics
 from ..profile.measure import (
     DECODE,
@@ -321,10 +322,12 @@ def _budget_blocks(
         budget = free * _CUDA_FRACTION - weights - CUDA_RESERVE_BYTES
         source = "0.9 x free GPU memory - weights - 2 GiB reserve"
     else:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = 8 << 30
+        available = host_memory_available()  # MemAvailable: free + reclaimable cache
+        if available is None:
+            try:
+                available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            except (ValueError, OSError, AttributeError):
+                available = 8 << 30
         budget = available * _HOST_FRACTION - weights
         source = "half the available host memory - weights"
     return max(0, int(budget // block_bytes)), source
