@@ -34,7 +34,14 @@ from ..profile.run import (
     sweep_report,
 )
 from ..profile.sweep import run_sweep, sweep_cells, sweep_memory_need
-from ..profile.table import attach_rows, cell_row, columns, has_gpu_activity, header_lines
+from ..profile.table import (
+    LEGEND,
+    attach_rows,
+    cell_row,
+    columns,
+    has_gpu_activity,
+    header_lines,
+)
 from ..sources.engine import AUTO, KINDS, EngineConfig, EngineSource, GpuRef
 from ._fit import first_line, refuse_unless_fits
 from .options import parse_int_list, parse_quantity, resolve_model
@@ -381,11 +388,7 @@ def _print(report: ProfileReport) -> None:
             row[9] = "[red]memory[/]" if row[9] == "memory" else "[green]compute[/]"
             table.add_row(*row)
         console.print(table)
-        console.print(
-            "[dim]roof ms: the step time the roofs allow; % roof: that over the measured "
-            "step; knee: doubling the batch past it gains < 10 % tokens/s[/]",
-            highlight=False,
-        )
+        console.print(f"[dim]{LEGEND}[/]", highlight=False)
         for line in skipped:
             console.print(f"[yellow]skipped[/] {line}", highlight=False)
     if report.attach is not None and report.attach.summary.scrapes:

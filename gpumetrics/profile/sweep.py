@@ -40,6 +40,7 @@ __all__ = [
     "SweepOutcome",
     "blocks_needed",
     "decode_max_tokens",
+    "max_decode_batch",
     "prompt_tokens",
     "run_sweep",
     "step_budget",
@@ -122,6 +123,20 @@ def blocks_needed(cell: CellSpec, plan: StepPlan, block_size: int) -> int:
     else:
         per_sequence = prompt_tokens(cell, plan) + decode_max_tokens(cell, plan)
     return cell.batch * math.ceil(per_sequence / block_size)
+
+
+def max_decode_batch(context: int, plan: StepPlan, block_size: int, budget_blocks: int) -> int:
+    """The largest decode batch at `context` whose cell fits `budget_blocks` (by
+    `blocks_needed`, the rule that marks cells as fitting): 0 if not even one sequence does.
+    `blocks_needed` never shrinks as the batch grows, so a binary search finds it."""
+    low, high = 0, max(budget_blocks, 0)  # every sequence holds at least one block
+    while low < high:
+        mid = (low + high + 1) // 2
+        if blocks_needed(CellSpec(DECODE, mid, context), plan, block_size) <= budget_blocks:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 def sweep_memory_need(
