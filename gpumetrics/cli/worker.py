@@ -92,6 +92,7 @@ def worker(**o: Any) -> None:
         from ..worker import SCENARIOS, ByteTokenizer, ChatLoad, Engine, EngineConfig, run_load  # noqa: PLC0415
         from ..worker.engine import check_device  # noqa: PLC0415
         from ..worker.loadgen import VirtualClock  # noqa: PLC0415
+        from ..worker.summary import summary_rows  # noqa: PLC0415
     except ImportError as exc:
         raise click.ClickException(
             f"the worker needs torch ({exc}); install it: pip install 'gpumetrics[worker]'"
@@ -151,15 +152,8 @@ def worker(**o: Any) -> None:
         click.echo(json.dumps(summary.as_dict(), indent=2))
         return
     table = Table(title=f"gpumetrics worker: {spec.name} on {summary.device}", show_header=False)
-    for key, value in summary.as_dict().items():
-        table.add_row(
-            key,
-            f"{value:,.3f}"
-            if isinstance(value, float)
-            else f"{value:,}"
-            if isinstance(value, int)
-            else value,
-        )
+    for key, text in summary_rows(summary):
+        table.add_row(key, text)
     Console().print(table)
 
 
