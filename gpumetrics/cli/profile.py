@@ -218,9 +218,9 @@ def _sweep(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--device") from None
     if cuda and not model.is_moe:
-        from ..worker.memory import device_memory_available  # noqa: PLC0415
+        from ..worker.cell_runner import cuda_memory_free  # noqa: PLC0415
 
-        refuse_unless_fits(model, need, *(device_memory_available(o["device"]) or (None, "")))
+        refuse_unless_fits(model, need, *cuda_memory_free(o["device"]))
     source, gpu_note = _nvml() if cuda else (None, _CPU_NOTE)
     try:
         plan = StepPlan(o["steps"], o["warmup"], min_seconds=0.25 if source else 0.0)

@@ -91,8 +91,6 @@ def worker(**o: Any) -> None:
     try:
         from ..worker import SCENARIOS, ByteTokenizer, ChatLoad, Engine, EngineConfig, run_load  # noqa: PLC0415
         from ..worker.engine import check_device  # noqa: PLC0415
-        from ..worker.loadgen import VirtualClock  # noqa: PLC0415
-        from ..worker.summary import summary_rows  # noqa: PLC0415
     except ImportError as exc:
         raise click.ClickException(
             f"the worker needs torch ({exc}); install it: pip install 'gpumetrics[worker]'"
@@ -102,9 +100,9 @@ def worker(**o: Any) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--device") from None
     if o["device"] != "cpu" and not spec.is_moe:
-        from ..worker.memory import device_memory_available  # noqa: PLC0415
+        from ..worker.cell_runner import cuda_memory_free  # noqa: PLC0415
 
-        refuse_unless_fits(spec, need, *(device_memory_available(o["device"]) or (None, "")))
+        refuse_unless_fits(spec, need, *cuda_memory_free(o["device"]))
     try:
         tokenizer = ByteTokenizer(spec.vocab)
         if spec.is_moe:
@@ -127,6 +125,9 @@ def worker(**o: Any) -> None:
         seed=o["seed"],
         **{k: v for k, v in overrides.items() if v is not None},
     )
+    from ..worker.loadgen import VirtualClock  # noqa: PLC0415
+    from ..worker.summary_table import summary_rows  # noqa: PLC0415
+
     try:
         engine = Engine(config)
     except RuntimeError as exc:  # an allocation the fit check did not foresee

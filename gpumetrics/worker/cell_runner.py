@@ -30,7 +30,6 @@ from typing import Any
 import torch
 
 from ..costmodel import ModelSpec, RequestWork
-from ..costmodel.fit import host_memory_available
 from ..hooks import EngineMetrics
 from ..profile.measure import (
     DECODE,
@@ -48,7 +47,7 @@ from .block_manager import BlockManager
 from .engine import Engine, EngineConfig, check_device
 from .scheduler import Scheduler
 
-__all__ = ["CUDA_RESERVE_BYTES", "WorkerRunner", "device_info"]
+__all__ = ["CUDA_RESERVE_BYTES", "WorkerRunner", "cuda_memory_free", "device_info"]
 
 #: GPU memory kept back from the KV budget for activations and the allocator (bytes).
 CUDA_RESERVE_BYTES = 2 << 30
@@ -322,12 +321,19 @@ def _budget_blocks(
         budget = free * _CUDA_FRACTION - weights - CUDA_RESERVE_BYTES
         source = "0.9 x free GPU memory - weights - 2 GiB reserve"
     else:
-        available = host_memory_available()  # MemAvailable: free + reclaimable cache
-        if available is None:
-            try:
-                available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-            except (ValueError, OSError, AttributeError):
-                available = 8 << 30
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = 8 << 30
         budget = available * _HOST_FRACTION - weights
         source = "half the available host memory - weights"
     return max(0, int(budget // block_bytes)), source
+
+
+def cuda_memory_free(device: str) -> tuple[int, str]:
+    """Free bytes on a CUDA device as the driver reports them (`torch.cuda.mem_get_info`;
+    `nvidia-smi --query-gpu=memory.free`), and a label for messages: `NVIDIA H200 (cuda,
+    free)`. For `costmodel.fit.check_fit` at command start."""
+    dev = torch.device(device)
+    free, _total = torch.cuda.mem_get_info(dev)
+    return free, f"{torch.cuda.get_device_name(dev)} ({device}, free)"

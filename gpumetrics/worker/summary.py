@@ -9,13 +9,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from ..derive import batch_occupancy
-from ..units import format_si
 
 if TYPE_CHECKING:
     from .engine import FinishedRequest
     from .scheduler import SchedulerOutput
 
-__all__ = ["WorkerStats", "WorkerSummary", "summary_rows"]
+__all__ = ["WorkerStats", "WorkerSummary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,27 +61,6 @@ class WorkerSummary:
         out: dict[str, str | int | float] = asdict(self)
         out["prefix_hit_ratio"] = self.prefix_hit_ratio
         return out
-
-
-#: Summary fields printed with an SI prefix (`9.24 G`), not every digit.
-_SI_FIELDS = frozenset({"flops"})
-
-
-def summary_rows(summary: WorkerSummary) -> list[tuple[str, str]]:
-    """(name, value) rows for a table: counts with thousands separators, FLOPs with an SI
-    prefix (`9.24 G`), other floats (seconds, ratios, rates) to three decimals."""
-    rows = []
-    for key, value in summary.as_dict().items():
-        if key in _SI_FIELDS and isinstance(value, int | float):
-            text = format_si(float(value))
-        elif isinstance(value, float):
-            text = f"{value:,.3f}"
-        elif isinstance(value, int):
-            text = f"{value:,}"
-        else:
-            text = value
-        rows.append((key, text))
-    return rows
 
 
 @dataclass(slots=True)

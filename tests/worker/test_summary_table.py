@@ -1,4 +1,4 @@
-"""The worker summary's table rows: FLOPs with an SI prefix, counts grouped, floats rounded."""
+"""summary_rows: FLOPs with an SI prefix, counts grouped, other floats rounded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 
 pytest.importorskip("torch", reason="the worker needs torch: pip install 'gpumetrics[worker]'")
 
-from gpumetrics.worker.summary import WorkerSummary, summary_rows
+from gpumetrics.worker.summary import WorkerSummary
+from gpumetrics.worker.summary_table import summary_rows
 
 
 def _summary(flops: float) -> WorkerSummary:
