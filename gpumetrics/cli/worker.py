@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ..costmodel import ModelSpec
 from ..costmodel.fit import MemoryNeed, host_memory_available, memory_need
-from ._fit import first_line, refuse_unless_fits
+from ._fit import refuse_unless_fits
 from .options import resolve_model
 
 __all__ = ["worker"]
@@ -125,15 +125,12 @@ def worker(**o: Any) -> None:
         seed=o["seed"],
         **{k: v for k, v in overrides.items() if v is not None},
     )
+    engine = Engine(config)
+    fits = min(spec.max_context, o["kv_blocks"] * o["block_size"])
+    load = ChatLoad(scenario, tokenizer, max_context=fits)
     from ..worker.loadgen import VirtualClock  # noqa: PLC0415
     from ..worker.summary_table import summary_rows  # noqa: PLC0415
 
-    try:
-        engine = Engine(config)
-    except RuntimeError as exc:  # an allocation the fit check did not foresee
-        raise click.ClickException(f"cannot set up the worker: {first_line(exc)}") from None
-    fits = min(spec.max_context, o["kv_blocks"] * o["block_size"])
-    load = ChatLoad(scenario, tokenizer, max_context=fits)
     requests = o["requests"] if o["requests"] is not None or o["duration"] else 50
     endpoint = engine.metrics.serve(*serve_at) if serve_at else None
     if endpoint is not None:
