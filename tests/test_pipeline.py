@@ -132,3 +132,68 @@ def test_interval_and_names_are_validated() -> None:
         Sampler([], interval=0)
     with pytest.raises(ValueError, match="unique"):
         Sampler([_Fixed("a", 1), _Fixed("a", 2)])
+
+
+class _Flaky(_Fixed):
+    """Fails with whatever `error` says (None: works)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 1.0)
+        self.error: str | None = "NVML_ERROR_GPU_IS_LOST"
+
+    def collect(self, now: float) -> Collection:
+        if self.error is not None:
+            error = RuntimeError(f"{self.error}: " + "a long hint " * 20)
+            error.code = self.error  # type: ignore[attr-defined]
+            raise error
+        return super().collect(now)
+
+
+def test_a_failing_source_warns_on_change_then_every_n_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One cycle a second for 20 minutes with warn_every=300: the first failure, then a
+    reminder at 300, 600, 900, 1200 s; a new error at once; a recovery once."""
+    flaky = _Flaky("nvml")
+    seconds = iter(range(10**6))
+    now = [0.0]
+    sampler = Sampler([flaky], monotonic=lambda: now[0], warn_every=300.0)
+    caplog.set_level("INFO", logger="gpumetrics.pipeline")
+
+    def cycles(n: int) -> None:
+        for _ in range(n):
+            now[0] = float(next(seconds))
+            sampler.sample_once()
+
+    cycles(1201)  # t = 0 .. 1200
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 5
+    assert warnings[0].startswith("source nvml failed: NVML_ERROR_GPU_IS_LOST: ")
+    assert warnings[1] == "source nvml still failing (NVML_ERROR_GPU_IS_LOST, 300 times in 300 s)"
+    assert all(len(w) < 100 for w in warnings[1:])
+    caplog.clear()
+
+    flaky.error = "NVML_ERROR_TIMEOUT"  # a different error: logged at once
+    cycles(2)
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        "source nvml failed: NVML_ERROR_TIMEOUT: "
+    ]
+    caplog.clear()
+
+    flaky.error = None
+    cycles(3)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "source nvml recovered")
+    ]
+    caplog.clear()
+    flaky.error = "NVML_ERROR_TIMEOUT"  # failing again after a recovery is news again
+    cycles(1)
+    assert len(caplog.records) == 1
+    # Every failure still counts in the self-metrics.
+    status = sampler.snapshot().statuses[0]
+    assert status.errors_total == {"NVML_ERROR_GPU_IS_LOST": 1201, "NVML_ERROR_TIMEOUT": 3}
+
+
+def test_warn_every_is_validated() -> None:
+    with pytest.raises(ValueError, match="warn_every"):
+        Sampler([_Fixed("a", 1.0)], warn_every=0)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..samples import Check
+from ..sources.doctor import group_checks
 from ..sources.ib_doctor import probe_infiniband
 from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
 from ..sources.nvml_doctor import probe_nvml
@@ -48,7 +49,7 @@ def _print(checks: list[Check]) -> None:
     table = Table(title="gpumetrics doctor")
     for header in ("where", "what", "status", "detail", "hint"):
         table.add_column(header, overflow="fold")
-    for check in checks:
+    for check in group_checks(checks):  # one row per distinct check; --json keeps all
         style = _STYLE.get(check.status, "")
         table.add_row(
             check.area, check.name, f"[{style}]{check.status}[/]", check.detail, check.hint

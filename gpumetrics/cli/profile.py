@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..costmodel.fit import host_memory_available
 from ..errors import GpumetricsError, UnavailableError
 from ..hardware import GpuSpec, find_gpu, match_nvml_name
 from ..profile.activity import NvmlSampler
@@ -32,9 +33,17 @@ from ..profile.run import (
     resolve_roofs,
     sweep_report,
 )
-from ..profile.sweep import run_sweep, sweep_cells
-from ..profile.table import attach_rows, cell_row, columns, has_gpu_activity, header_lines
+from ..profile.sweep import run_sweep, sweep_cells, sweep_memory_need
+from ..profile.table import (
+    LEGEND,
+    attach_rows,
+    cell_row,
+    columns,
+    has_gpu_activity,
+    header_lines,
+)
 from ..sources.engine import AUTO, KINDS, EngineConfig, EngineSource, GpuRef
+from ._fit import first_line, refuse_unless_fits
 from .options import parse_int_list, parse_quantity, resolve_model
 
 if TYPE_CHECKING:
@@ -189,6 +198,18 @@ def _sweep(
             "--gpu picks a GPU's datasheet roofs; a --device cpu run has none (its roofs are "
             "calibrated, or give --peak-flops and --hbm-bandwidth)"
         )
+    dtype = o["dtype"] or ("bf16" if cuda else "fp32")  # WorkerRunner's default
+    need = sweep_memory_need(
+        model,
+        cells,
+        StepPlan(o["steps"], o["warmup"]),
+        dtype=dtype,
+        block_size=o["block_size"],
+        kv_blocks=o["kv_blocks"],
+    )
+    if not cuda and not model.is_moe:  # MoE is refused below, fit or not
+        # before torch loads: a model too big must fail in milliseconds
+        refuse_unless_fits(model, need, host_memory_available(), "this host (MemAvailable)")
     try:
         from ..worker.calibrate import calibrate  # noqa: PLC0415 - torch, only when needed
         from ..worker.cell_runner import WorkerRunner  # noqa: PLC0415
@@ -202,6 +223,10 @@ def _sweep(
         check_device(o["device"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--device") from None
+    if cuda and not model.is_moe:
+        from ..worker.cell_runner import cuda_memory_free  # noqa: PLC0415
+
+        refuse_unless_fits(model, need, *cuda_memory_free(o["device"]))
     source, gpu_note = _nvml() if cuda else (None, _CPU_NOTE)
     try:
         plan = StepPlan(o["steps"], o["warmup"], min_seconds=0.25 if source else 0.0)
@@ -220,7 +245,7 @@ def _sweep(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--model") from None
         except RuntimeError as exc:  # allocating the model or the KV pool
-            raise click.ClickException(f"cannot set up the worker: {exc}") from None
+            raise click.ClickException(f"cannot set up the worker: {first_line(exc)}") from None
         device, notes = runner.device, []
         fast = runner.model_runner.fast
         if fast is not None:
@@ -374,11 +399,7 @@ def _print(report: ProfileReport) -> None:
             row[9] = "[red]memory[/]" if row[9] == "memory" else "[green]compute[/]"
             table.add_row(*row)
         console.print(table)
-        console.print(
-            "[dim]roof ms: the step time the roofs allow; % roof: that over the measured "
-            "step; knee: doubling the batch past it gains < 10 % tokens/s[/]",
-            highlight=False,
-        )
+        console.print(f"[dim]{LEGEND}[/]", highlight=False)
         for line in skipped:
             console.print(f"[yellow]skipped[/] {line}", highlight=False)
     if report.attach is not None and report.attach.summary.scrapes:

@@ -142,7 +142,8 @@ def _print_table(result: RooflinePlan) -> None:
     )
     console.print(f"[dim]peaks: {gpu.source}[/]")
     console.print(
-        f"per GPU: weights {format_bytes(result.weight_bytes_per_gpu)}, KV budget "
+        f"per GPU: weights {format_bytes(result.weight_bytes_per_gpu)}, reserve "
+        f"{format_bytes(result.reserve.bytes)} ({result.reserve.why}), KV budget "
         f"{format_bytes(max(result.kv_budget_bytes, 0))} at {result.memory_fraction:.0%} of "
         f"{format_bytes(gpu.memory_bytes)} = {result.kv_capacity_tokens:,} tokens "
         f"({format_bytes(result.kv_bytes_per_token)}/token)"

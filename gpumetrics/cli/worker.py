@@ -14,6 +14,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..costmodel import ModelSpec
+from ..costmodel.fit import MemoryNeed, host_memory_available, memory_need
+from ._fit import refuse_unless_fits
 from .options import resolve_model
 
 __all__ = ["worker"]
@@ -72,6 +75,11 @@ def _address(text: str) -> tuple[str, int]:
 @click.option("--serve", "serve_at", metavar="ADDR:PORT", help="Serve the hooks' /metrics here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Weights and load.")
+@click.option(
+    "--virtual-clock", is_flag=True,
+    help="Run arrivals and think times on simulated time (10 ms per step, no idle waits): "
+    "one seed gives the same requests in the same order on any machine.",
+)  # fmt: skip
 def worker(**o: Any) -> None:
     """Run the reference worker (paged KV cache, prefix caching, continuous batching) under a
     multi-turn chat load; every step is reported through gpumetrics.hooks.
@@ -82,6 +90,10 @@ def worker(**o: Any) -> None:
         raise click.UsageError("give --requests or --duration, not both")
     spec = resolve_model(o["model_name"])
     serve_at = _address(o["serve_at"]) if o["serve_at"] else None
+    need = _memory_need(spec, o)
+    if o["device"] == "cpu" and not spec.is_moe:  # MoE is refused below, fit or not
+        # before torch loads: a model too big must fail in milliseconds
+        refuse_unless_fits(spec, need, host_memory_available(), "this host (MemAvailable)")
     try:
         from ..worker import SCENARIOS, ByteTokenizer, ChatLoad, Engine, EngineConfig, run_load  # noqa: PLC0415
         from ..worker.runner import check_device  # noqa: PLC0415
@@ -93,6 +105,10 @@ def worker(**o: Any) -> None:
         check_device(o["device"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--device") from None
+    if o["device"] != "cpu" and not spec.is_moe:
+        from ..worker.cell_runner import cuda_memory_free  # noqa: PLC0415
+
+        refuse_unless_fits(spec, need, *cuda_memory_free(o["device"]))
     try:
         tokenizer = ByteTokenizer(spec.vocab)
         if spec.is_moe:
@@ -122,12 +138,21 @@ def worker(**o: Any) -> None:
         raise click.UsageError(str(exc)) from None
     fits = min(spec.max_context, o["kv_blocks"] * o["block_size"])
     load = ChatLoad(scenario, tokenizer, max_context=fits)
+    from ..worker.loadgen import VirtualClock  # noqa: PLC0415
+    from ..worker.summary_table import summary_rows  # noqa: PLC0415
+
     requests = o["requests"] if o["requests"] is not None or o["duration"] else 50
     endpoint = engine.metrics.serve(*serve_at) if serve_at else None
     if endpoint is not None:
         click.echo(f"serving engine metrics at {endpoint.url}", err=True)
     try:
-        summary = run_load(engine, load, requests=requests, duration_s=o["duration"])
+        summary = run_load(
+            engine,
+            load,
+            requests=requests,
+            duration_s=o["duration"],
+            virtual=VirtualClock() if o["virtual_clock"] else None,
+        )
     finally:
         if endpoint is not None:
             endpoint.close()
@@ -135,16 +160,20 @@ def worker(**o: Any) -> None:
         click.echo(json.dumps(summary.as_dict(), indent=2))
         return
     table = Table(title=f"gpumetrics worker: {spec.name} on {summary.device}", show_header=False)
-    for key, value in summary.as_dict().items():
-        table.add_row(
-            key,
-            f"{value:,.3f}"
-            if isinstance(value, float)
-            else f"{value:,}"
-            if isinstance(value, int)
-            else value,
-        )
+    for key, text in summary_rows(summary):
+        table.add_row(key, text)
     Console().print(table)
+
+
+def _memory_need(spec: ModelSpec, o: dict[str, Any]) -> MemoryNeed:
+    """What the worker will allocate: weights and KV pool in its dtype, largest step."""
+    return memory_need(
+        spec,
+        dtype="fp32" if o["device"] == "cpu" else "bf16",  # EngineConfig.resolved_dtype
+        kv_tokens=o["kv_blocks"] * o["block_size"],
+        step_tokens=o["max_batch_tokens"],
+        sampling_sequences=o["max_batch"],
+    )
 
 
 def _fmt(value: str | int | float) -> str:

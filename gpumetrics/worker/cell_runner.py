@@ -47,7 +47,7 @@ from .observer import StepLog
 from .runner import ModelRunner, check_device
 from .scheduler import Scheduler
 
-__all__ = ["CUDA_RESERVE_BYTES", "WorkerRunner", "device_info"]
+__all__ = ["CUDA_RESERVE_BYTES", "WorkerRunner", "cuda_memory_free", "device_info"]
 
 #: GPU memory kept back from the KV budget for activations and the allocator (bytes).
 CUDA_RESERVE_BYTES = 2 << 30
@@ -301,3 +301,12 @@ def _budget_blocks(
         budget = available * _HOST_FRACTION - weights
         source = "half the available host memory - weights"
     return max(0, int(budget // block_bytes)), source
+
+
+def cuda_memory_free(device: str) -> tuple[int, str]:
+    """Free bytes on a CUDA device as the driver reports them (`torch.cuda.mem_get_info`;
+    `nvidia-smi --query-gpu=memory.free`), and a label for messages: `NVIDIA H200 (cuda,
+    free)`. For `costmodel.fit.check_fit` at command start."""
+    dev = torch.device(device)
+    free, _total = torch.cuda.mem_get_info(dev)
+    return free, f"{torch.cuda.get_device_name(dev)} ({device}, free)"

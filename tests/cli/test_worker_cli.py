@@ -137,3 +137,16 @@ def test_a_mixture_of_experts_preset_is_refused() -> None:
     code, _, err = _run("--model", "mixtral-8x7b", "--requests", "1")
     assert code == 2
     assert "mixture-of-experts" in err
+
+
+def test_virtual_clock_runs_repeat_exactly() -> None:
+    pytest.importorskip("torch", reason="the worker needs torch")
+    args = ("--kv-blocks", "24", "--max-batch", "8", "--requests", "20", "--seed", "2")
+    runs = []
+    for _ in range(2):
+        code, out, err = _run(*args, "--virtual-clock", "--arrival-rate", "50", "--json")
+        assert code == 0, err
+        runs.append(json.loads(out))
+    deterministic = SUMMARY_KEYS - {"tokens_per_second", "attention_path"}
+    assert {k: runs[0][k] for k in deterministic} == {k: runs[1][k] for k in deterministic}
+    assert runs[0]["prefix_hit_tokens"] > 0
