@@ -235,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-check-work-"))
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", COLUMNS="200")
-    env["GPU_CHECK_COMMIT"] = _commit() or env.get("GPU_CHECK_COMMIT", "")
+    # The env var first: the device machine gets the tree without .git (a git there may answer
+    # for some other checkout).
+    env["GPU_CHECK_COMMIT"] = env.get("GPU_CHECK_COMMIT") or _commit() or ""
     runner = Runner(work, env, t0 + args.budget - RESERVE_S, REPO)
     mode = "dry run (CPU, tiny model, fake GPUs)" if args.dry_run else "GPU"
     records: list[StepRecord] = []
