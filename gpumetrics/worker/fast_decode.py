@@ -70,9 +70,10 @@ BF16_ERROR_FLOOR = 1e-3
 _GRAPH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _PROGRAMS_PER_SM = 2
 """Context splits only while the grid would hold fewer than this many attention programs per
-SM. Measured on an H200 (132 SMs), 1B preset, batch 64 x 1024 (512 programs): one split
-43.9 µs a layer (3.06 TB/s of KV), two splits 74.1 µs (the merge pass and the partial
-results cost more than the extra parallelism buys)."""
+SM. On an H200 (132 SMs), 1B preset, batch 64 x 1024 (512 programs), one split ran 43.9 µs a
+layer against two splits' 74.1 µs in one run (the merge pass and the partial results cost
+more than the extra parallelism buys); the kernel-alone timing is noisy (one split 66.8 µs in
+a second run), the whole decode step unchanged at 1.85 ms (BENCHMARKS.md)."""
 
 
 def capture_sizes(max_batch: int) -> tuple[int, ...]:
