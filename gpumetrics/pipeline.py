@@ -4,6 +4,11 @@ status recorded, and one cached Snapshot handed to every scrape (DESIGN.md §3.4
 A scrape never waits on NVML or an engine: `Sampler.snapshot()` returns the latest merged
 Snapshot, a plain attribute read. A source that raises is marked down (its samples are dropped:
 stale numbers mislead) while the others keep flowing.
+
+With `derived` (a `gpumetrics.derive.DerivedGauges`), every successful cycle is also added to
+the derived gauges' history, stamped with the time the cycle started (the time passed to the
+source), and each snapshot carries the gauges computed from it; a failed cycle drops that
+source's history, as it drops its samples.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .catalog import health as selfmetrics
+from .derive import DerivedGauges
 from .samples import Collection, Sample, Snapshot, SourceStatus
 from .sources import Source
 
@@ -62,7 +68,7 @@ class Sampler:
 
     `interval` is the default period in seconds; `intervals` overrides it per source name.
     `clock` gives Unix time (passed to sources and stamped on snapshots); `monotonic` times
-    cycles. Both are injectable for tests.
+    cycles. Both are injectable for tests. `derived` adds the windowed derived gauges.
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class Sampler:
         intervals: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        derived: DerivedGauges | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0, got {interval}")
@@ -83,6 +90,7 @@ class Sampler:
         self._states = [_SourceState(s, overrides.get(s.name, interval)) for s in sources]
         self._clock = clock
         self._monotonic = monotonic
+        self._derived = derived
         self._merge_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -162,6 +170,9 @@ class Sampler:
                 state.errors_total[code] = state.errors_total.get(code, 0) + 1
             state.collection = collection
             state.last_success = now
+            if self._derived is not None:
+                with self._merge_lock:
+                    self._derived.observe(name, now, collection.samples)
         state.status = SourceStatus(
             source=name,
             up=error is None,
@@ -179,4 +190,9 @@ class Sampler:
             for state in self._states:
                 samples.extend(state.collection.samples)
             samples.extend(status_samples(statuses))
+            if self._derived is not None:
+                for state in self._states:
+                    if state.status is not None and not state.status.up:
+                        self._derived.forget(state.source.name)
+                samples.extend(self._derived.samples())
             self._snapshot = Snapshot(self._clock(), tuple(samples), statuses)
