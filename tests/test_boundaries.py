@@ -19,7 +19,7 @@ LAYERS = {
     "hooks": 2,
     "sources": 3, "derive": 3,
     "pipeline": 4, "testing": 4,
-    "export": 5, "render": 5, "worker": 5, "profile": 5,
+    "export": 5, "render": 5, "worker": 5, "profile": 5, "view": 5,
     "cli": 6, "__main__": 6,
 }  # fmt: skip
 
@@ -32,7 +32,7 @@ EXCLUSIVE = {
     "opentelemetry": ("export/otel",),
     "torch": ("worker/",),
     "click": ("cli/",),
-    "rich": ("cli/",),
+    "rich": ("cli/", "view/"),
     "matplotlib": ("profile/plot",),
 }
 

@@ -60,6 +60,12 @@ RECOMPUTE_SHARE = _derived(
     _ENGINE,
 )
 
+KV_MEAN_USAGE = _derived(
+    "gpumetrics_engine_kv_cache_mean_usage_ratio",
+    "KV-cache usage averaged over the window's samples (gpumetrics:kv_cache_usage:avg5m).",
+    _ENGINE,
+)
+
 # --- Engine: batching and load ------------------------------------------------------------
 
 MEAN_BATCH = _derived(
@@ -161,6 +167,7 @@ ENGINE_DERIVED = (
     PREFIX_HIT_RATIO,
     PREFIX_MISS_RATIO,
     RECOMPUTE_SHARE,
+    KV_MEAN_USAGE,
     MEAN_BATCH,
     BATCH_OCCUPANCY,
     BATCH_TOKEN_OCCUPANCY,

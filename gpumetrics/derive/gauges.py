@@ -10,8 +10,9 @@ definitions are those of gpumetrics/render/rules/recording.py, term for term (`r
   rate(queried); recompute share = rate(recomputed FLOPs) / rate(FLOPs);
 - mean batch = rate(step sequences) / Σ_phase rate(steps); batch occupancy = min(mean batch /
   max_num_seqs, 1); token occupancy = min(Σ_phase rate(tokens) / Σ_phase rate(steps) /
-  max_num_batched_tokens, 1); load score = max(batch occupancy, mean KV usage), either alone
-  when the other is missing;
+  max_num_batched_tokens, 1); mean KV usage = the average of its samples in the window
+  (avg_over_time); load score = max(batch occupancy, mean KV usage), either alone when the
+  other is missing;
 - traffic = rate(read) + rate(write), or rate(read) alone without a write counter;
   intensity = rate(FLOPs) / traffic; MFU(dtype) = rate(FLOPs) / Σ peak(dtype) and MBU =
   traffic / Σ peak bandwidth, both summed over the engine's GPUs (gpumetrics_engine_gpu_info
@@ -168,6 +169,8 @@ class DerivedGauges:
                     batch_occupancy(step_tokens, token_limit), *key, w
                 )
             kv = inputs.mean("kv_usage", key)
+            if kv is not None:
+                yield d.KV_MEAN_USAGE.sample(kv, *key, w)
             if occupancy is not None or kv is not None:
                 # Both are >= 0, so a missing one read as 0 leaves the max to the other ("or").
                 yield d.LOAD_SCORE.sample(load_score(occupancy or 0.0, kv or 0.0), *key, w)

@@ -114,6 +114,7 @@ def test_engine_gauges_by_hand() -> None:
         (d.MEAN_BATCH, (*E, w)): 800 / 100,
         (d.BATCH_OCCUPANCY, (*E, w)): 8 / 32,
         (d.BATCH_TOKEN_OCCUPANCY, (*E, w)): 20800 / 100 / 512,
+        (d.KV_MEAN_USAGE, (*E, w)): 0.6,
         # max(batch occupancy 0.25, mean KV usage (0.5 + 0.7) / 2)
         (d.LOAD_SCORE, (*E, w)): 0.6,
         (d.TOKEN_RATE, (*E, "prefill", w)): 2000.0,
@@ -218,9 +219,12 @@ def test_the_window_slides() -> None:
 def test_nothing_from_one_cycle_a_zero_denominator_or_a_forgotten_source() -> None:
     gauges = DerivedGauges(60)
     gauges.observe("engine:e0", 0.0, _engine(0.0))
-    # One cycle: no rate yet; the load score is the KV usage alone, as the rule's
-    # avg_over_time over one sample gives it.
-    assert gauges.samples() == (d.LOAD_SCORE.sample(0.5, *E, "1m"),)
+    # One cycle: no rate yet; the mean KV usage and the load score are that one sample, as
+    # the rules' avg_over_time over one sample gives them.
+    assert gauges.samples() == (
+        d.KV_MEAN_USAGE.sample(0.5, *E, "1m"),
+        d.LOAD_SCORE.sample(0.5, *E, "1m"),
+    )
     idle = [e.PREFIX_QUERIED.sample(5.0, *E), e.PREFIX_HIT.sample(5.0, *E)]
     gauges = DerivedGauges(60)
     gauges.observe("engine:e0", 0.0, idle)

@@ -29,81 +29,30 @@ How the two are compared, at one evaluation time:
 from __future__ import annotations
 
 import re
-import threading
 import time
 import urllib.error
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gpumetrics.catalog import derived as d
-from gpumetrics.hooks import EngineMetrics
 from gpumetrics.render.rules import recording as r
 
 from .servers import http_get_json, prometheus, wait_for
 from .sidecar import gpumetrics_serve
+from .steady import steady_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 WINDOW = "30s"
-TICKS_PER_S = 50
 SOURCE_TIME = "gpumetrics_source_last_success_timestamp_seconds"
 ENGINE_KEYS = ("engine", "model")
 DTYPE_KEYS = ("engine", "model", "dtype")
 GPU_KEYS = ("gpu_uuid", "dtype")
 PORT_KEYS = ("ib_device", "port", "direction")
-
-
-class _SteadyEngine(EngineMetrics):
-    """Hook counters that follow the clock exactly: before every render, the steps due since
-    start (TICKS_PER_S a second) are recorded. Every 5th step is a prefill (4 sequences, 400
-    tokens, 40 of them recomputed), the others decode 32 sequences; each looks up 100 prompt
-    tokens, 30 of which hit; KV usage stays at 0.55."""
-
-    __slots__ = ("_done", "_lock", "_start")
-
-    def __init__(self) -> None:
-        super().__init__(
-            "e0", "steady", max_batch_sequences=64, max_batch_tokens=2048, kv_capacity_blocks=1000
-        )
-        self._lock = threading.Lock()
-        self._start = time.monotonic()
-        self._done = 0
-
-    def _catch_up(self) -> None:
-        with self._lock:
-            due = int((time.monotonic() - self._start) * TICKS_PER_S)
-            for tick in range(self._done, due):
-                if tick % 5 == 0:
-                    self.record_step(
-                        phase="prefill", sequences=4, prefill_tokens=400, decode_tokens=0,
-                        duration_s=0.01, flops=4e12, read_bytes=2e10, write_bytes=4e9,
-                    )  # fmt: skip
-                    self.record_recompute(40, flops=4e11)
-                else:
-                    self.record_step(
-                        phase="decode", sequences=32, prefill_tokens=0, decode_tokens=32,
-                        duration_s=0.01, flops=6e11, read_bytes=4e10, write_bytes=2e7,
-                    )  # fmt: skip
-                self.record_prefix_lookup(queried_tokens=100, hit_tokens=30)
-            self._done = max(self._done, due)
-            self.record_kv(used_blocks=550, total_blocks=1000)
-
-    def _collect(self) -> Any:
-        self._catch_up()
-        return super()._collect()
-
-
-@contextmanager
-def steady_engine() -> Iterator[str]:
-    metrics = _SteadyEngine()
-    with metrics.serve() as endpoint:
-        yield endpoint.url
 
 
 def _compress(rules: str) -> str:
@@ -159,6 +108,7 @@ CASES = [
     ("mean batch", r.MEAN_BATCH_SIZE["5m"], d.MEAN_BATCH, ENGINE_KEYS),
     ("batch occupancy", r.BATCH_OCCUPANCY_SEQUENCES["5m"], d.BATCH_OCCUPANCY, ENGINE_KEYS),
     ("token occupancy", r.BATCH_OCCUPANCY_TOKENS["5m"], d.BATCH_TOKEN_OCCUPANCY, ENGINE_KEYS),
+    ("mean KV usage", r.KV_USAGE_AVG, d.KV_MEAN_USAGE, ENGINE_KEYS),
     ("load score", r.ENGINE_LOAD, d.LOAD_SCORE, ENGINE_KEYS),
     ("intensity", r.ARITHMETIC_INTENSITY["5m"], d.INTENSITY, ENGINE_KEYS),
     ("bound", r.COMPUTE_BOUND, d.COMPUTE_BOUND, DTYPE_KEYS),
@@ -263,7 +213,7 @@ def test_derived_gauges_agree_with_the_recording_rules(tmp_path: Path) -> None:
         assert set(gauge) == set(rule), f"{what}: series differ: {sorted(rule)} vs {sorted(gauge)}"
         for key, expected in rule.items():
             assert gauge[key] == pytest.approx(expected, rel=0.01), f"{what} {key}"
-    # Not a comparison of zeros: the scene's numbers (see _SteadyEngine; an H200's peaks).
+    # Not a comparison of zeros: the scene's numbers (steady.py; an H200's peaks).
     assert results["hit ratio"][1][("e0", "steady")] == pytest.approx(0.3, rel=1e-3)
     assert results["MBU"][1][("e0", "steady")] == pytest.approx(1.844e12 / 4.8e12, rel=0.02)
     bound = results["bound"][1]
