@@ -79,8 +79,8 @@ def main() -> None:
         time.sleep(SETTLE_S)
         console.rule("[bold]3. One frame of `gpumetrics top`")
         console.print(f"$ gpumetrics top --once --url {metrics}")
+        view = build_view(read_points(Endpoint(metrics)), source=metrics)  # for the words below
         subprocess.run([*GPUMETRICS, "top", "--once", "--url", metrics], check=True)
-        view = build_view(read_points(Endpoint(metrics)), source=metrics)
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -103,8 +103,8 @@ def _explain(console: Console, view: NodeView) -> None:
             f"The engine's 16-block KV pool is {engine.kv_usage or 0:.0%} full on average; "
             f"only {engine.hit_ratio or 0:.0%} of prompt tokens hit the prefix cache, "
             f"{engine.recompute_share or 0:.0%} of its FLOPs recompute evicted or preempted "
-            f"KV, and {engine.preemptions or 0:.0f} sequences were preempted so far: the "
-            "pool is too small for the conversations it serves."
+            "KV, and running sequences keep being preempted (the preempt column): the pool "
+            "is too small for the conversations it serves."
         )
         lines.append(
             "It is a tiny model on this CPU, attributed to GPU 0 for the demo, so its MFU "
