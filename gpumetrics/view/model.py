@@ -16,6 +16,7 @@ from ..catalog import BY_NAME
 from ..catalog import derived as d
 from ..catalog import engine as e
 from ..catalog import gpu as g
+from ..catalog import health as h
 from ..catalog import network as n
 from ..samples import HistogramValue, Snapshot
 
@@ -84,7 +85,8 @@ class PortRow:
 @dataclass(frozen=True, slots=True)
 class NodeView:
     """A frame of `top`: `window` is the derived gauges' window ("5m"), `dtype` the dtype
-    MFU and the bound are read for; `error` says why a frame has no data."""
+    MFU and the bound are read for; `down` names the sources whose last cycle failed
+    (gpumetrics_source_up 0); `error` says why a frame has no data."""
 
     source: str
     dtype: str
@@ -92,6 +94,7 @@ class NodeView:
     gpus: tuple[GpuRow, ...]
     engines: tuple[EngineRow, ...]
     ports: tuple[PortRow, ...]
+    down: tuple[str, ...] = ()
     error: str | None = None
 
 
@@ -226,4 +229,11 @@ def build_view(points: Iterable[Point], *, source: str, dtype: str = "bf16") -> 
         gpus=_gpus(index, dtype),
         engines=_engines(index, dtype),
         ports=_ports(index),
+        down=tuple(
+            sorted(
+                p.labels.get("source", "")
+                for p in index.by_name.get(h.SOURCE_UP.name, ())
+                if p.value == 0
+            )
+        ),
     )

@@ -138,6 +138,9 @@ def frame(view: NodeView, *, when: str = "") -> RenderableType:
     parts: list[RenderableType] = [heading]
     if view.error is not None:
         parts.append(Text(f"error: {view.error}", style="bold red"))
+    if view.down:
+        down = ", ".join(view.down)
+        parts.append(Text(f"sources down: {down} (`gpumetrics doctor` says why)", style="red"))
     if view.gpus:
         parts += [_gpu_table(view), Text(GPU_LEGEND, style="dim")]
     if view.engines:

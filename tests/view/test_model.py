@@ -6,6 +6,7 @@ from __future__ import annotations
 from gpumetrics.catalog import derived as d
 from gpumetrics.catalog import engine as e
 from gpumetrics.catalog import gpu as g
+from gpumetrics.catalog import health as h
 from gpumetrics.catalog import network as n
 from gpumetrics.samples import HistogramValue, Snapshot
 from gpumetrics.view import EngineRow, GpuRow, Point, PortRow, build_view, points_of
@@ -51,6 +52,8 @@ def _snapshot() -> Snapshot:
         d.MBU.sample(0.384, *ENGINE, "5m"),
         d.LOAD_SCORE.sample(0.7, *ENGINE, "5m"),
         n.IB_STATE.sample(1, "mlx5_0", "1"),
+        h.SOURCE_UP.sample(1.0, "nvml"),
+        h.SOURCE_UP.sample(0.0, "engine:vllm-1"),
         d.IB_UTILIZATION.sample(0.4, "mlx5_0", "1", "tx", "5m"),
     ]
     return Snapshot(0.0, tuple(samples))
@@ -70,6 +73,7 @@ def test_rows_by_hand() -> None:
                   0.065, 0.384, 0.7),
     )  # fmt: skip
     assert view.ports == (PortRow("mlx5_0/1", 0.4, None),)
+    assert view.down == ("engine:vllm-1",)
     assert view.error is None
 
 

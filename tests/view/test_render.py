@@ -76,5 +76,6 @@ def test_error_and_empty_frames() -> None:
     text = _text(failed, terminal=False)
     assert "error: HTTP 401 Unauthorized" in text
     assert "derived gauges: none yet" in text
-    empty = _text(NodeView("local", "bf16", None, (), (), ()), terminal=False)
+    empty = _text(NodeView("local", "bf16", None, (), (), (), down=("nvml",)), terminal=False)
     assert "no GPU, engine or IB series" in empty
+    assert "sources down: nvml (`gpumetrics doctor` says why)" in empty
