@@ -41,6 +41,7 @@ _OPTIONS: Mapping[str, Mapping[str, tuple[str, tuple[type, ...]]]] = MappingProx
             "address": ("address", (str,)),
             "port": ("port", (int,)),
             "interval": ("interval", (int, float)),
+            "derived_window": ("derived_window", (str,)),
             "require_gpu": ("require_gpu", (bool,)),
             "log_level": ("log_level", (str,)),
         },

@@ -9,6 +9,11 @@ A failing source is logged when its error changes (a WARNING with the whole mess
 at most once every `warn_every` seconds while it keeps failing the same way (one short line
 with the count), and once when it recovers: a source down for a day is a few hundred lines,
 not 86,400. `gpumetrics_source_up` and `_errors_total` count every failure regardless.
+
+With `derived` (a `gpumetrics.derive.DerivedGauges`), every successful cycle is also added to
+the derived gauges' history, stamped with the time the cycle started (the time passed to the
+source), and each snapshot carries the gauges computed from it; a failed cycle drops that
+source's history, as it drops its samples.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .catalog import health as selfmetrics
+from .derive import DerivedGauges
 from .samples import Collection, Sample, Snapshot, SourceStatus
 from .sources import Source
 
@@ -76,7 +82,7 @@ class Sampler:
     `interval` is the default period in seconds; `intervals` overrides it per source name.
     `clock` gives Unix time (passed to sources and stamped on snapshots); `monotonic` times
     cycles and paces repeated warnings (`warn_every` seconds apart). Both are injectable for
-    tests.
+    tests. `derived` adds the windowed derived gauges.
     """
 
     def __init__(
@@ -88,6 +94,7 @@ class Sampler:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         warn_every: float = DEFAULT_WARN_EVERY_S,
+        derived: DerivedGauges | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0, got {interval}")
@@ -101,6 +108,7 @@ class Sampler:
         self._states = [_SourceState(s, overrides.get(s.name, interval)) for s in sources]
         self._clock = clock
         self._monotonic = monotonic
+        self._derived = derived
         self._merge_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -183,6 +191,9 @@ class Sampler:
                 state.errors_total[code] = state.errors_total.get(code, 0) + 1
             state.collection = collection
             state.last_success = now
+            if self._derived is not None:
+                with self._merge_lock:
+                    self._derived.observe(name, now, collection.samples)
         state.status = SourceStatus(
             source=name,
             up=error is None,
@@ -218,4 +229,9 @@ class Sampler:
             for state in self._states:
                 samples.extend(state.collection.samples)
             samples.extend(status_samples(statuses))
+            if self._derived is not None:
+                for state in self._states:
+                    if state.status is not None and not state.status.up:
+                        self._derived.forget(state.source.name)
+                samples.extend(self._derived.samples())
             self._snapshot = Snapshot(self._clock(), tuple(samples), statuses)

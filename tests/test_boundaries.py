@@ -20,7 +20,7 @@ LAYERS = {
     "hooks": 2,
     "sources": 3, "derive": 3,
     "pipeline": 4, "testing": 4,
-    "export": 5, "render": 5, "worker": 5, "profile": 5,
+    "export": 5, "render": 5, "worker": 5, "profile": 5, "view": 5,
     "cli": 6, "__main__": 6,
 }  # fmt: skip
 
@@ -45,7 +45,7 @@ EXCLUSIVE = {
         "worker/cell_runner",
     ),
     "click": ("cli/",),
-    "rich": ("cli/",),
+    "rich": ("cli/", "view/"),
     "matplotlib": ("profile/plot",),
 }
 

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from gpumetrics import catalog
+from gpumetrics.derive import DerivedGauges
 from gpumetrics.pipeline import Sampler, error_code, status_samples
 from gpumetrics.samples import Collection, Snapshot
 from gpumetrics.sources import Source
@@ -197,3 +198,42 @@ def test_a_failing_source_warns_on_change_then_every_n_seconds(
 def test_warn_every_is_validated() -> None:
     with pytest.raises(ValueError, match="warn_every"):
         Sampler([_Fixed("a", 1.0)], warn_every=0)
+
+
+class _Counting:
+    """An engine whose prefix-cache counters follow a script, one entry per cycle (None:
+    the cycle fails)."""
+
+    def __init__(self, script: list[tuple[float, float] | None]) -> None:
+        self._script = script
+
+    @property
+    def name(self) -> str:
+        return "engine:e0"
+
+    def collect(self, now: float) -> Collection:
+        step = self._script.pop(0)
+        if step is None:
+            raise RuntimeError("engine went away")
+        queried, hit = step
+        e = catalog.engine
+        return Collection(
+            (e.PREFIX_QUERIED.sample(queried, "e0", "m"), e.PREFIX_HIT.sample(hit, "e0", "m"))
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def test_snapshots_carry_derived_gauges_stamped_with_cycle_times() -> None:
+    """The cycle's start time (the clock passed to the source) is the derived history's time
+    (the clock is read at construction, then at each cycle's start and publish): cycles at
+    100 and 110 s, 40 of 200 new tokens hit -> hit ratio 0.2 over window "1m"."""
+    times = iter([0.0, 100.0, 100.5, 110.0, 110.5, 120.0, 120.5])
+    source = _Counting([(1000.0, 500.0), (1200.0, 540.0), None])
+    sampler = Sampler([source], clock=lambda: next(times), derived=DerivedGauges(60))
+    ratio = catalog.derived.PREFIX_HIT_RATIO.name
+    assert _values(sampler.sample_once(), ratio) == {}
+    assert _values(sampler.sample_once(), ratio) == {("e0", "m", "1m"): pytest.approx(0.2)}
+    # The source fails: its samples and its derived gauges go together.
+    assert _values(sampler.sample_once(), ratio) == {}

@@ -29,6 +29,7 @@ PUBLIC = [
     "gpumetrics.profile.attach",
     "gpumetrics.profile.report",
     "gpumetrics.profile.schema",
+    "gpumetrics.view",
 ]
 
 

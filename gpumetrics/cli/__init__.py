@@ -10,6 +10,7 @@ from .profile import profile
 from .render import render
 from .roofline import roofline
 from .serve import serve
+from .top import top
 from .worker import worker
 
 __all__ = ["cli", "main"]
@@ -29,6 +30,7 @@ cli.add_command(serve)
 cli.add_command(worker)
 cli.add_command(doctor)
 cli.add_command(profile)
+cli.add_command(top)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .. import catalog
+from ..catalog import Source
 from ..config import (
     FileConfig,
     load_config,
@@ -25,6 +26,7 @@ from ..config import (
     parse_engine_flag,
     select_specs,
 )
+from ..derive import DerivedGauges, parse_window
 from ..errors import GpumetricsError
 from ..export.prometheus import PrometheusEndpoint
 from ..export.server import MetricsServer
@@ -36,6 +38,14 @@ from ._build import build_sources
 __all__ = ["serve"]
 
 log = logging.getLogger("gpumetrics.serve")
+
+
+def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_window(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
 
 
 def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Path | None:
@@ -68,6 +78,15 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     default=1.0,
     show_default=True,
     help="Seconds between sampling cycles of each source.",
+)
+@click.option(
+    "--derived-window",
+    default="5m",
+    show_default=True,
+    callback=_window,
+    metavar="DURATION",
+    help="Window of the derived gauges (MFU, MBU, hit ratio, ...; METRICS.md), as in the "
+    "recording rules' rate5m: 30s, 5m, 1h. Their `window` label says which.",
 )
 @click.option(
     "--require-gpu",
@@ -170,6 +189,12 @@ def serve(ctx: click.Context, /, **settings: Any) -> None:
         web = load_web_config(settings["web_config"]) if settings["web_config"] else None
     except GpumetricsError as exc:
         raise click.UsageError(str(exc)) from None
+    if parse_window(settings["derived_window"]) < 2 * float(settings["interval"]):
+        raise click.BadParameter(
+            f"{settings['derived_window']} holds fewer than two sampling cycles of "
+            f"--interval {settings['interval']:g}s",
+            param_hint="--derived-window",
+        )
     if settings["print_config"]:
         shown = {
             k: str(v) if isinstance(v, Path) else v
@@ -204,7 +229,9 @@ def _run(
     except GpumetricsError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        sampler = Sampler(sources, interval=float(settings["interval"]))
+        derives = any(spec.source is Source.DERIVED for spec in specs)
+        derived = DerivedGauges(parse_window(settings["derived_window"])) if derives else None
+        sampler = Sampler(sources, interval=float(settings["interval"]), derived=derived)
         endpoint = PrometheusEndpoint(sampler.snapshot, specs)
         server = MetricsServer(
             settings["address"], settings["port"], endpoint.render, lambda: sampler.ready, web
