@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gpumetrics"
 #: Layer of each top-level module of the package; a module may import its own layer or lower.
 LAYERS = {
     "catalog": 0, "samples": 0, "units": 0, "errors": 0, "promtext": 0,
-    "costmodel": 1, "hardware": 1, "config": 1,
+    "costmodel": 1, "hardware": 1, "config": 1, "engine_config": 1, "settings": 1,
     "hooks": 2, "derive": 2,
     "sources": 3,
     "pipeline": 4, "testing": 4,
@@ -67,6 +67,12 @@ INVERSIONS = {
         "the text renderer writes each family's TYPE and HELP lines from its catalog entry."
     ),
     ("promtext.py", "gpumetrics.samples"): ("the text renderer renders Samples."),
+    ("config.py", "gpumetrics.engine_config"): (
+        "the config file's [[engines]] tables build the one EngineConfig type."
+    ),
+    ("settings.py", "gpumetrics.engine_config"): (
+        "serve's settings carry the engines to scrape as EngineConfigs."
+    ),
     ("worker/cell_runner.py", "gpumetrics.profile"): (
         "WorkerRunner implements profile's CellRunner protocol: profile (torch-free) plans the "
         "cells and turns records into reports; the worker, which owns torch, runs the cells "
