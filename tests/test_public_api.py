@@ -21,6 +21,7 @@ PUBLIC = [
     "gpumetrics.profile.planner",
     "gpumetrics.hooks",
     "gpumetrics.testing",
+    "gpumetrics.testing.sample_values",
     "gpumetrics.pipeline",
     "gpumetrics.promtext",
     "gpumetrics.export.otel",
