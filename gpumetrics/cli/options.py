@@ -32,6 +32,7 @@ __all__ = [
     "Quantity",
     "block_size_option",
     "device_option",
+    "grid_options",
     "model_option",
     "resolve_gpu",
     "resolve_model",
@@ -200,6 +201,20 @@ def device_option(f: F) -> F:
 def model_option(default: str, help: str) -> Callable[[F], F]:
     """`--model NAME_OR_CONFIG_JSON` (a cost-model preset or a Hugging Face config.json)."""
     return click.option("--model", default=default, show_default=True, help=help)
+
+
+def grid_options(batch: str, context: str, context_help: str) -> Callable[[F], F]:
+    """`--batch` and `--context`: the decode batch sizes and context lengths (tokens) swept."""
+
+    def decorate(f: F) -> F:
+        f = click.option(
+            "--context", type=INT_LIST, default=context, show_default=True, help=context_help
+        )(f)
+        return click.option(
+            "--batch", type=INT_LIST, default=batch, show_default=True, help="Decode batch sizes."
+        )(f)
+
+    return decorate
 
 
 def block_size_option(f: F) -> F:

@@ -32,6 +32,7 @@ from .options import (
     OutputFile,
     block_size_option,
     device_option,
+    grid_options,
     model_option,
     seed_option,
 )
@@ -48,15 +49,8 @@ _PNG = OutputFile(requires=("matplotlib", "pip install 'gpumetrics[plot]'"))
 @click.command()
 @device_option
 @model_option("tiny", "tiny, 1b (Llama-3.2-1B shape), another dense preset, or a config.json.")
-@click.option(
-    "--batch", type=INT_LIST, default="1,4,16", show_default=True, help="Decode batch sizes."
-)
-@click.option(
-    "--context",
-    type=INT_LIST,
-    default="128,512",
-    show_default=True,
-    help="Context lengths (KV tokens per sequence at the first timed step).",
+@grid_options(
+    "1,4,16", "128,512", "Context lengths (KV tokens per sequence at the first timed step)."
 )
 @click.option(
     "--chunk", type=INT_LIST, default=(), help="Prefill chunk sizes (adds prefill cells)."

@@ -16,7 +16,7 @@ from ..profile.planner import RooflinePlan, plan, plan_to_dict, verdict
 from ..settings import RooflineSettings
 from ..units import format_bytes, format_si
 from .loader import load_settings
-from .options import INT_LIST, QUANTITY, model_option, resolve_gpu, resolve_model
+from .options import QUANTITY, grid_options, model_option, resolve_gpu, resolve_model
 
 __all__ = ["roofline"]
 
@@ -48,15 +48,10 @@ __all__ = ["roofline"]
 @click.option(
     "--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree."
 )
-@click.option(
-    "--batch", type=INT_LIST, default="1,8,64,256", show_default=True, help="Decode batch sizes."
-)
-@click.option(
-    "--context",
-    type=INT_LIST,
-    default="512,4096,32768",
-    show_default=True,
-    help="Context lengths (KV tokens per sequence, including the token being decoded).",
+@grid_options(
+    "1,8,64,256",
+    "512,4096,32768",
+    "Context lengths (KV tokens per sequence, including the token being decoded).",
 )
 @click.option(
     "--memory-fraction",
