@@ -30,7 +30,11 @@ def test_bench_cli_runs_and_reports_every_command() -> None:
 
 def test_fewer_than_ten_runs_are_refused() -> None:
     result = subprocess.run(
-        [sys.executable, str(BENCH), "--runs", "3"], capture_output=True, text=True, timeout=60
+        [sys.executable, str(BENCH), "--runs", "3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "--runs must be >= 10" in result.stderr
