@@ -22,7 +22,7 @@ from ..errors import ConfigError, GpumetricsError
 from ..profile.measure import CellSpec
 from ..profile.output import PlotsUnavailableError, write_outputs
 from ..profile.report import ProfileReport
-from ..profile.session import WorkerParts, profile_attach, profile_sweep
+from ..profile.session import WorkerParts, prepare_sweep, profile_attach, profile_sweep
 from ..profile.table import attach_rows, cell_row, columns, has_gpu_activity, header_lines
 from ..settings import ProfileSettings
 from .loader import load_settings
@@ -150,6 +150,7 @@ def _worker_parts() -> WorkerParts:
 
 
 def _sweep(s: ProfileSettings, err: Console) -> ProfileReport:
+    request = prepare_sweep(s)  # bad input fails here, before torch loads
     parts = _worker_parts()
     with _progress(err) as bar:
         task = bar.add_task("sweep", total=None, visible=False)
@@ -161,7 +162,7 @@ def _sweep(s: ProfileSettings, err: Console) -> ProfileReport:
 
         # No spinner: its refresh thread would compete with the measurement.
         return profile_sweep(
-            s, parts, progress=advance, say=lambda line: err.print(line, highlight=False)
+            request, parts, progress=advance, say=lambda line: err.print(line, highlight=False)
         )
 
 

@@ -1,7 +1,8 @@
 """One `gpumetrics profile` run end to end, torch-free: settings in, a ProfileReport out.
 
-`profile_sweep` plans the cells, opens NVML on CUDA, builds the runner, calibrates when the
-roofs need it, runs the sweep and writes the report; `profile_attach` observes a running
+`prepare_sweep` checks the inputs (model, `--gpu`, cells) before anything heavy loads;
+`profile_sweep` opens NVML on CUDA, builds the runner, calibrates when the roofs need it,
+runs the sweep and writes the report; `profile_attach` observes a running
 engine over a window. The worker's torch side (device check, cell runner, calibration) is
 passed in as `WorkerParts` by the CLI, which owns the terminal (progress, messages): profile
 never imports the worker (tests/test_boundaries.py). Errors: ConfigError for bad input (the
@@ -34,8 +35,10 @@ __all__ = [
     "CPU_NOTE",
     "ProfileSetupError",
     "RunnerFactory",
+    "SweepRequest",
     "WorkerParts",
     "open_nvml",
+    "prepare_sweep",
     "profile_attach",
     "profile_sweep",
 ]
@@ -109,29 +112,45 @@ def _model(name: str) -> ModelSpec:
         raise ConfigError("--model", str(exc)) from None
 
 
+@dataclass(frozen=True, slots=True)
+class SweepRequest:
+    """A sweep checked before anything heavy loads: the model, the table GPU (`--gpu`) and
+    the cells the settings ask for."""
+
+    settings: ProfileSettings
+    model: ModelSpec
+    gpu: GpuSpec | None
+    cells: tuple[CellSpec, ...]
+
+
+def prepare_sweep(settings: ProfileSettings) -> SweepRequest:
+    """Resolve and check a sweep's inputs without torch (ConfigError names the option)."""
+    gpu = _table_gpu(settings.gpu)
+    model = _model(settings.model)
+    cells = sweep_cells(settings.batch, settings.context, settings.chunk)
+    if gpu is not None and settings.device != "cuda":
+        raise ConfigError(
+            "--gpu",
+            "--gpu picks a GPU's datasheet roofs; a --device cpu run has none (its roofs are "
+            "calibrated, or give --peak-flops and --hbm-bandwidth)",
+        )
+    return SweepRequest(settings, model, gpu, cells)
+
+
 def profile_sweep(
-    settings: ProfileSettings,
+    request: SweepRequest,
     worker: WorkerParts,
     *,
     progress: Progress | None = None,
     say: Callable[[str], None] = lambda _: None,
     nvml: Callable[[], tuple[NvmlSource | None, str]] = open_nvml,
 ) -> ProfileReport:
-    """Sweep the reference worker over the settings' batch x context (x chunk) cells.
+    """Sweep the reference worker over the request's cells.
 
     `progress(done, total, cell)` before each cell and at the end; `say` gets what the run is
     doing between cells (calibration); `nvml` opens the GPU counters on CUDA."""
-    s = settings
-    gpu = _table_gpu(s.gpu)
-    model = _model(s.model)
-    cells = sweep_cells(s.batch, s.context, s.chunk)
+    s, model, gpu, cells = request.settings, request.model, request.gpu, request.cells
     cuda = s.device == "cuda"
-    if gpu is not None and not cuda:
-        raise ConfigError(
-            "--gpu",
-            "--gpu picks a GPU's datasheet roofs; a --device cpu run has none (its roofs are "
-            "calibrated, or give --peak-flops and --hbm-bandwidth)",
-        )
     try:
         worker.check_device(s.device)
     except ValueError as exc:

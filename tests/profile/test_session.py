@@ -11,7 +11,13 @@ import pytest
 from gpumetrics.costmodel import ModelSpec
 from gpumetrics.errors import ConfigError
 from gpumetrics.profile.measure import Calibration, CellSpec, KvPool, StepPlan
-from gpumetrics.profile.session import CPU_NOTE, ProfileSetupError, WorkerParts, profile_sweep
+from gpumetrics.profile.session import (
+    CPU_NOTE,
+    ProfileSetupError,
+    WorkerParts,
+    prepare_sweep,
+    profile_sweep,
+)
 from gpumetrics.profile.sweep import CellRunner
 from gpumetrics.settings import ProfileSettings
 
@@ -74,7 +80,10 @@ class _Parts:
 def test_a_cpu_sweep_calibrates_runs_every_cell_and_reports() -> None:
     parts, said, ticks = _Parts(), [], []  # type: ignore[var-annotated]
     report = profile_sweep(
-        SWEEP, parts.worker(), progress=lambda d, t, c: ticks.append((d, t)), say=said.append
+        prepare_sweep(SWEEP),
+        parts.worker(),
+        progress=lambda d, t, c: ticks.append((d, t)),
+        say=said.append,
     )
     assert parts.built == [("tiny", ("b1/c32", "b4/c32"), 4, "cpu")]
     assert parts.calibrated == [("cpu", "bf16")]  # FakeRunner's device dtype
@@ -89,16 +98,23 @@ def test_a_cpu_sweep_calibrates_runs_every_cell_and_reports() -> None:
 def test_given_peaks_need_no_calibration() -> None:
     parts = _Parts()
     given = replace(SWEEP, peak_flops=1e12, hbm_bandwidth=1e11)
-    report = profile_sweep(given, parts.worker())
+    report = profile_sweep(prepare_sweep(given), parts.worker())
     assert parts.calibrated == []
     assert report.roofs is not None
     assert (report.roofs.reference.kind, report.roofs.reference.peak_flops) == ("user", 1e12)
 
 
 def test_a_cell_too_big_for_the_pool_is_skipped_not_fatal() -> None:
-    report = profile_sweep(replace(SWEEP, batch=(1, 512)), _Parts().worker())
+    report = profile_sweep(prepare_sweep(replace(SWEEP, batch=(1, 512))), _Parts().worker())
     assert [r.numbers is None for r in report.results] == [False, True]
     assert (report.results[1].skipped or "").startswith("KV blocks insufficient")
+
+
+def test_bad_input_is_refused_before_the_worker_is_touched() -> None:
+    parts = _Parts(fail=AssertionError("the worker was asked for"))
+    for settings in (replace(SWEEP, model="no-such-model"), replace(SWEEP, gpu="h200")):
+        with pytest.raises(ConfigError):
+            profile_sweep(prepare_sweep(settings), parts.worker())
 
 
 @pytest.mark.parametrize(
@@ -114,11 +130,11 @@ def test_bad_input_is_a_config_error_naming_the_option(
     settings: ProfileSettings, parts: _Parts, key: str, problem: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        profile_sweep(settings, parts.worker())
+        profile_sweep(prepare_sweep(settings), parts.worker())
     assert info.value.key == key
     assert problem in info.value.problem
 
 
 def test_a_device_that_cannot_allocate_is_a_setup_error() -> None:
     with pytest.raises(ProfileSetupError, match="cannot set up the worker: out of memory"):
-        profile_sweep(SWEEP, _Parts(fail=RuntimeError("out of memory")).worker())
+        profile_sweep(prepare_sweep(SWEEP), _Parts(fail=RuntimeError("out of memory")).worker())
