@@ -9,17 +9,17 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 
-from ..config import parse_engine_flag
 from ..derive import DerivedGauges, parse_window
 from ..errors import GpumetricsError
 from ..hardware import DTYPES
 from ..pipeline import Sampler
+from ..settings import ServeSettings, TopSettings
 from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
+from ..testing import parse_fake_gpus
 from ..testing.workloads import WORKLOADS
 from ..view import (
     Endpoint,
@@ -32,6 +32,8 @@ from ..view import (
     show_live,
 )
 from ._build import build_sources
+from .loader import load_settings
+from .options import ENGINE
 
 __all__ = ["top"]
 
@@ -50,44 +52,57 @@ def _read_remote(endpoint: Endpoint, dtype: str) -> Callable[[], NodeView]:
     return read
 
 
-def _endpoint(o: dict[str, Any]) -> Endpoint:
+def _endpoint(s: TopSettings) -> Endpoint:
     password = None
-    if o["basic_auth_password_file"] is not None:
-        password = o["basic_auth_password_file"].read_text().rstrip("\r\n")
+    if s.basic_auth_password_file is not None:
+        password = s.basic_auth_password_file.read_text().rstrip("\r\n")
     try:
         return Endpoint(
-            o["url"],
-            user=o["basic_auth_user"],
+            s.url,
+            user=s.basic_auth_user,
             password=password,
-            ca_file=o["ca_file"],
-            cert_file=o["cert_file"],
-            key_file=o["key_file"],
-            insecure=o["insecure"],
+            ca_file=s.ca_file,
+            cert_file=s.cert_file,
+            key_file=s.key_file,
+            insecure=s.insecure,
         )
     except FetchError as exc:
         raise click.UsageError(str(exc)) from None
 
 
-def _local_sampler(o: dict[str, Any], interval: float) -> tuple[Sampler, Callable[[], None]]:
-    settings: dict[str, object] = {
-        "nvml": True,
-        "fake_gpus": o["fake_gpus"],
-        "fake_workload": o["fake_workload"],
-        "gpu_spec": None,
-        "gpm": True,
-        "process_memory": False,
-        "require_gpu": False,
-        "infiniband": True,
-        "ib_root": IB_ROOT,
-        "fake_ib": o["fake_ib"],
-    }
+def _local_sampler(s: TopSettings) -> tuple[Sampler, Callable[[], None]]:
+    """serve's sources for this machine (NVML, InfiniBand, the engines), sampled here."""
+    sources_of = ServeSettings(
+        address="127.0.0.1",
+        port=0,
+        interval=s.interval,
+        derived_window=s.derived_window,
+        require_gpu=False,
+        fake_gpus=s.fake_gpus,
+        fake_workload=s.fake_workload,
+        fake_ib=s.fake_ib,
+        nvml=True,
+        gpm=True,
+        process_memory=False,
+        infiniband=True,
+        ib_root=IB_ROOT,
+        gpu=None,
+        engines=s.engines,
+        include=(),
+        exclude=(),
+        web_config=None,
+        otlp_endpoint=None,
+        otlp_interval=60.0,
+        otlp_headers=(),
+        log_level="error",
+    )
     try:
-        engines = tuple(parse_engine_flag(flag) for flag in o["engine_flags"])
-        sources, undo = build_sources(settings, engines)
+        fake = parse_fake_gpus(s.fake_gpus) if s.fake_gpus else None
+        sources, undo = build_sources(sources_of, fake=fake)
     except GpumetricsError as exc:
         raise click.UsageError(str(exc)) from None
-    derived = DerivedGauges(parse_window(o["derived_window"]))
-    return Sampler(sources, interval=interval, derived=derived), undo
+    derived = DerivedGauges(parse_window(s.derived_window))
+    return Sampler(sources, interval=s.interval, derived=derived), undo
 
 
 def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -131,9 +146,9 @@ def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--fake-ib", type=click.IntRange(min=1), metavar="PORTS", help="Fake IB ports.")
 @click.option(
     "--engine",
-    "engine_flags",
+    "engines",
+    type=ENGINE,
     multiple=True,
-    metavar="NAME=URL[,kind=K,model=M,gpus=0+1]",
     help="Local mode: an engine /metrics to read (repeat).",
 )
 @click.option(
@@ -159,7 +174,8 @@ def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
     help="Seconds between frames (and between local sampling cycles).",
 )
 @click.option("--once", is_flag=True, help="Print one frame and exit (for scripts and tests).")
-def top(**o: Any) -> None:
+@click.pass_context
+def top(ctx: click.Context, /, **_: object) -> None:
     """Live view of a node: naive GPU utilisation beside SM/tensor/DRAM activity, MFU, MBU,
     NVLink and InfiniBand, and per engine batch occupancy, KV usage, hit ratio, preemptions,
     tokens/s and the roofline bound.
@@ -167,38 +183,37 @@ def top(**o: Any) -> None:
     Reads a `gpumetrics serve` endpoint (--url), or with --local / --fake-gpus / --fake-ib /
     --engine this machine's sources directly. Ctrl-C quits.
     """
+    s = load_settings(TopSettings, ctx)
     console = Console(highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(highlight=False, width=_PIPE_WIDTH)
-    interval = float(o["interval"])
-    local = o["local"] or o["fake_gpus"] or o["fake_ib"] or o["engine_flags"]
-    if not local:
-        read = _read_remote(_endpoint(o), o["dtype"])
-        if o["once"]:
+    if not s.reads_local:
+        read = _read_remote(_endpoint(s), s.dtype)
+        if s.once:
             view = read()
             if view.error is not None:
                 raise click.ClickException(view.error)
             show(console, view)
             return
-        _run(console, read, interval)
+        _run(console, read, s.interval)
         return
     # Source warnings would scroll the frame away; failures show as missing rows instead.
     logging.getLogger("gpumetrics").setLevel(logging.ERROR)
-    sampler, undo = _local_sampler(o, interval)
-    source = f"local ({o['fake_gpus'] or 'this machine'})"
+    sampler, undo = _local_sampler(s)
+    source = f"local ({s.fake_gpus or 'this machine'})"
 
     def read_local() -> NodeView:
-        return build_view(points_of(sampler.snapshot()), source=source, dtype=o["dtype"])
+        return build_view(points_of(sampler.snapshot()), source=source, dtype=s.dtype)
 
     try:
-        if o["once"]:
+        if s.once:
             sampler.sample_once()  # two cycles, `interval` apart: the first rates
-            threading.Event().wait(interval)
+            threading.Event().wait(s.interval)
             sampler.sample_once()
             show(console, read_local())
             return
         sampler.start()
-        _run(console, read_local, interval)
+        _run(console, read_local, s.interval)
     finally:
         sampler.stop()
         undo()

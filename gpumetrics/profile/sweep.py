@@ -72,6 +72,11 @@ class CellRunner(Protocol):
     @property
     def pool(self) -> KvPool: ...
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the report should say about how the cells ran (e.g. the decode path)."""
+        ...
+
     def run(self, cell: CellSpec, plan: StepPlan, window: MeasureWindow) -> CellMeasurement:
         """Measure one cell; raise `CellSkipped` when it cannot run."""
         ...

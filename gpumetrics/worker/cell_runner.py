@@ -154,6 +154,15 @@ class WorkerRunner:
             seed=seed,
         )
         """The torch side of the engine (its fast decoder, if any, is `.fast`)."""
+        fast = self.model_runner.fast
+        self._notes: tuple[str, ...] = (
+            ()
+            if fast is None
+            else (
+                f"decode steps ran the worker's fast path ({fast.description}); "
+                "--fast-decode off times the reference path",
+            )
+        )
         self.engine = Engine(config, runner=self.model_runner, observers=[self._log])
         # One throwaway request: torch's lazy first-call set-up is not the first cell's cost.
         self.engine.add_request([0, 1], 2)
@@ -167,6 +176,11 @@ class WorkerRunner:
     @property
     def pool(self) -> KvPool:
         return self._pool
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The decode path the cells ran, when it is the fast one."""
+        return self._notes
 
     def run(self, cell: CellSpec, plan: StepPlan, window: MeasureWindow) -> CellMeasurement:
         """Measure `cell`; CellSkipped when it cannot run (too long for the model, KV pool

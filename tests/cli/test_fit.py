@@ -18,7 +18,7 @@ WORKER = importlib.import_module("gpumetrics.cli.worker")  # the module, not the
 # Patch the host's MemAvailable to 16 GiB, run the command in-process, report torch's import.
 _PROBE = """
 import importlib, sys
-m = importlib.import_module("gpumetrics.cli.{module}")  # the attribute is the command
+m = importlib.import_module("{module}")  # where the check reads MemAvailable
 m.host_memory_available = lambda: 16 * 2**30
 from gpumetrics.cli import cli
 try:
@@ -31,9 +31,10 @@ except SystemExit as exc:
 @pytest.mark.parametrize(
     ("module", "args"),
     [
-        ("worker", ["worker", "--model", "llama-3-70b", "--device", "cpu"]),
-        ("worker", ["worker", "--model", "llama-3-8b", "--device", "cpu"]),  # 32 GB of fp32
-        ("profile", ["profile", "--model", "llama-3-70b"]),
+        ("gpumetrics.cli.worker", ["worker", "--model", "llama-3-70b", "--device", "cpu"]),
+        # llama-3-8b: 32 GB of fp32
+        ("gpumetrics.cli.worker", ["worker", "--model", "llama-3-8b", "--device", "cpu"]),
+        ("gpumetrics.profile.session", ["profile", "--model", "llama-3-70b"]),
     ],
 )
 def test_too_big_for_the_cpu_fails_before_torch_loads(module: str, args: list[str]) -> None:

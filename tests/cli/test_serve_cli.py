@@ -59,21 +59,16 @@ def test_unknown_fake_profile_is_a_usage_error() -> None:
 
 def test_engine_gpus_declared_by_index_get_their_uuid() -> None:
     from gpumetrics.cli._build import build_sources  # noqa: PLC0415
-    from gpumetrics.config import EngineEntry  # noqa: PLC0415
+    from gpumetrics.cli.loader import load_settings  # noqa: PLC0415
+    from gpumetrics.cli.serve import serve  # noqa: PLC0415
+    from gpumetrics.settings import ServeSettings  # noqa: PLC0415
     from gpumetrics.sources.engine import EngineSource  # noqa: PLC0415
 
-    settings: dict[str, object] = {
-        "nvml": True,
-        "fake_gpus": "h200x2",
-        "fake_workload": "default",
-        "gpu_spec": None,
-        "gpm": False,
-        "process_memory": False,
-        "require_gpu": False,
-        "infiniband": False,
-    }
-    engines = (EngineEntry("e", "http://127.0.0.1:1/metrics", gpus=("1",)),)
-    sources, undo = build_sources(settings, engines)
+    args = ["--no-gpm", "--no-infiniband", "--engine", "e=http://127.0.0.1:1/metrics,gpus=1"]
+    settings = load_settings(
+        ServeSettings, serve.make_context("serve", args), actions=("print_config",)
+    )
+    sources, undo = build_sources(settings, fake=parse_fake_gpus("h200x2"))
     try:
         nvml = sources[0]
         engine = sources[1]

@@ -17,6 +17,7 @@ from gpumetrics.catalog import gpu as g
 from gpumetrics.catalog import network as n
 from gpumetrics.derive import DerivedGauges
 from gpumetrics.samples import HistogramValue, Sample
+from gpumetrics.testing.sample_values import scalar_values
 
 E = ("e0", "m")
 A = ("0", "GPU-a", "NVIDIA H100")
@@ -86,13 +87,7 @@ def _fabric(t: float) -> list[Sample]:
 
 
 def _values(gauges: DerivedGauges) -> dict[tuple[str, tuple[str, ...]], float]:
-    out: dict[tuple[str, tuple[str, ...]], float] = {}
-    for sample in gauges.samples():
-        assert isinstance(sample.value, float)
-        key = (sample.metric, sample.labels)
-        assert key not in out, f"duplicate series {key}"
-        out[key] = sample.value
-    return out
+    return scalar_values(gauges.samples())
 
 
 def _scene(**engine: bool) -> DerivedGauges:

@@ -51,9 +51,9 @@ class SteadyEngine(EngineMetrics):
             self._done = max(self._done, due)
             self.record_kv(used_blocks=550, total_blocks=1000)
 
-    def _collect(self) -> Any:
+    def collect(self) -> Any:
         self._catch_up()
-        return super()._collect()
+        return super().collect()
 
 
 @contextmanager

@@ -8,7 +8,6 @@ import pytest
 
 from gpumetrics import catalog
 from gpumetrics.errors import UnavailableError
-from gpumetrics.samples import Collection
 from gpumetrics.sources import Source
 from gpumetrics.sources.infiniband import (
     DEFAULT_ROOT,
@@ -17,6 +16,7 @@ from gpumetrics.sources.infiniband import (
     parse_rate,
     parse_state,
 )
+from gpumetrics.testing.sample_values import scalar_values
 from gpumetrics.testing.sysfs import (
     LANE_RATES,
     CounterSet,
@@ -38,20 +38,10 @@ def tree(tmp_path: Path) -> FakeInfinibandTree:
     return FakeInfinibandTree(tmp_path / "infiniband")
 
 
-def _values(collection: Collection) -> Values:
-    values: Values = {}
-    for sample in collection.samples:
-        key = (sample.metric, sample.labels)
-        assert key not in values, f"duplicate series {key}"
-        assert isinstance(sample.value, float)
-        values[key] = sample.value
-    return values
-
-
 def _collect(source: InfinibandSource, now: float = NOW) -> Values:
     collection = source.collect(now)
     assert collection.errors == ()
-    return _values(collection)
+    return scalar_values(collection)
 
 
 def _bytes(values: Values, direction: str, port: tuple[str, str] = PORT) -> float:
@@ -266,7 +256,7 @@ def test_saturated_32_bit_traffic_counter_is_reported(tree: FakeInfinibandTree) 
     assert port.counter("port_rcv_data") == 2**32 - 1
     collection = InfinibandSource(tree.root).collect(NOW)
     assert collection.errors == ("saturated",)
-    assert _bytes(_values(collection), "rx") == (2**32 - 1) * 4
+    assert _bytes(scalar_values(collection), "rx") == (2**32 - 1) * 4
 
 
 def test_no_pma_files_are_skipped_without_error(tree: FakeInfinibandTree) -> None:
@@ -292,7 +282,7 @@ def test_garbage_is_a_parse_error_and_the_rest_still_flows(tree: FakeInfinibandT
     port.write("rate", "fast\n")
     collection = InfinibandSource(tree.root).collect(NOW)
     assert collection.errors == ("parse", "parse")
-    values = _values(collection)
+    values = scalar_values(collection)
     assert _bytes(values, "tx") == 64.0
     assert (net.IB_DATA_BYTES.name, (*PORT, "rx")) not in values
     assert (net.IB_RATE.name, PORT) not in values
@@ -306,7 +296,7 @@ def test_unreadable_file_is_a_read_error(tree: FakeInfinibandTree) -> None:
     counter.mkdir()  # reading it fails with EISDIR
     collection = InfinibandSource(tree.root).collect(NOW)
     assert collection.errors == ("read",)
-    assert (net.IB_ERRORS.name, (*PORT, "symbol_error")) not in _values(collection)
+    assert (net.IB_ERRORS.name, (*PORT, "symbol_error")) not in scalar_values(collection)
 
 
 def test_roce_congestion_counters(tree: FakeInfinibandTree) -> None:
