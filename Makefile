@@ -10,6 +10,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: setup demo test lint
 
 $(STAMP): pyproject.toml
+	@echo "Installing gpumetrics, torch and the test tools into $(VENV) (the first time: about 1-2 minutes) ..."
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
@@ -19,10 +20,9 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
+	@echo "1. What Llama-3-8B can reach on an H200, by batch and context (the roofline):"
 	$(BIN)/gpumetrics roofline --model llama-3-8b --gpu h200 --batch 1,8,64,256,1024 --context 512,4096,32768
 	$(BIN)/python scripts/demo.py
-	@echo "The reference worker on CPU, KV pool too small for its chat load: evictions, misses, recompute"
-	$(BIN)/gpumetrics worker --device cpu --model tiny --kv-blocks 16 --arrival-rate 8 --think-time 0.5 --duration 5
 
 lint: setup
 	$(BIN)/ruff check gpumetrics tests benchmarks examples scripts

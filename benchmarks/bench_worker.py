@@ -108,7 +108,7 @@ def main() -> None:
     prompts = ids.tolist()
     generated = args.batch * args.new
 
-    reference = _engine(1, 1, 1, "eager").model  # the weights every contender uses (seed 0)
+    reference = _engine(1, 1, 1, "eager").runner.model  # the weights every contender uses (seed 0)
     hf = LlamaForCausalLM(LlamaConfig(**hf_config_kwargs(SPEC))).eval()
     hf.load_state_dict(reference.state_dict())
 

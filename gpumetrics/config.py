@@ -18,19 +18,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from .catalog import MetricSpec
+from .engine_config import EngineConfig
 from .errors import ConfigError
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
-    "EngineEntry",
     "FileConfig",
     "WebConfig",
     "load_config",
     "load_web_config",
-    "parse_engine_flag",
     "select_specs",
 ]
 
@@ -41,6 +38,7 @@ _OPTIONS: Mapping[str, Mapping[str, tuple[str, tuple[type, ...]]]] = MappingProx
             "address": ("address", (str,)),
             "port": ("port", (int,)),
             "interval": ("interval", (int, float)),
+            "derived_window": ("derived_window", (str,)),
             "require_gpu": ("require_gpu", (bool,)),
             "log_level": ("log_level", (str,)),
         },
@@ -50,7 +48,7 @@ _OPTIONS: Mapping[str, Mapping[str, tuple[str, tuple[type, ...]]]] = MappingProx
             "infiniband": ("infiniband", (bool,)),
             "ib_root": ("ib_root", (str,)),
             "process_memory": ("process_memory", (bool,)),
-            "gpu_spec": ("gpu_spec", (str,)),
+            "gpu": ("gpu", (str,)),
             "fake_gpus": ("fake_gpus", (str,)),
             "fake_workload": ("fake_workload", (str,)),
             "fake_ib": ("fake_ib", (int,)),
@@ -84,25 +82,12 @@ CLIENT_AUTH_TYPES = (
 
 
 @dataclass(frozen=True, slots=True)
-class EngineEntry:
-    """One engine to scrape (see sources.engine.EngineConfig for the meaning of each field)."""
-
-    name: str
-    url: str
-    kind: str = "auto"
-    model: str | None = None
-    gpus: tuple[str, ...] = ()
-    timeout_s: float = 2.0
-    max_bytes: int = 16 << 20
-
-
-@dataclass(frozen=True, slots=True)
 class FileConfig:
     """What a config file says: flat option defaults (by `serve` option name), engines,
     metric selection and OTLP headers."""
 
     options: Mapping[str, object] = field(default_factory=dict)
-    engines: tuple[EngineEntry, ...] = ()
+    engines: tuple[EngineConfig, ...] = ()
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     otlp_headers: Mapping[str, str] = field(default_factory=dict)
@@ -132,7 +117,7 @@ def _check(value: object, types: tuple[type, ...] | type, key: str, source: str)
         raise ConfigError(key, f"must be {names}, got {value!r}", source=source)
 
 
-def _engine(raw: object, index: int, source: str) -> EngineEntry:
+def _engine(raw: object, index: int, source: str) -> EngineConfig:
     where = f"engines[{index}]"
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be a table ([[engines]])", source=source)
@@ -148,15 +133,13 @@ def _engine(raw: object, index: int, source: str) -> EngineEntry:
     gpus = raw.get("gpus", [])
     for position, gpu in enumerate(gpus):
         _check(gpu, (str, int), f"{where}.gpus[{position}]", source)
-    return EngineEntry(
-        name=raw["name"],
-        url=raw["url"],
-        kind=raw.get("kind", "auto"),
-        model=raw.get("model"),
-        gpus=tuple(str(g) for g in gpus),
-        timeout_s=float(raw.get("timeout_s", 2.0)),
-        max_bytes=int(raw.get("max_bytes", 16 << 20)),
-    )
+    given = {k: v for k, v in raw.items() if k not in ("gpus", "timeout_s")}
+    if "timeout_s" in raw:
+        given["timeout_s"] = float(raw["timeout_s"])
+    try:
+        return EngineConfig(**given, gpus=tuple(str(g) for g in gpus))
+    except ConfigError as exc:  # EngineConfig names the field; add where and the file
+        raise ConfigError(f"{where}.{exc.key}", exc.problem, source=source) from None
 
 
 def load_config(path: Path) -> FileConfig:
@@ -169,7 +152,7 @@ def load_config(path: Path) -> FileConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"not valid TOML: {exc}", source=source) from exc
     options: dict[str, object] = {}
-    engines: tuple[EngineEntry, ...] = ()
+    engines: tuple[EngineConfig, ...] = ()
     lists: dict[str, tuple[str, ...]] = {}
     headers: dict[str, str] = {}
     known = [*_OPTIONS, *_LISTS, "engines"]
@@ -203,6 +186,13 @@ def load_config(path: Path) -> FileConfig:
                 options[option] = (
                     _relative(path, value) if option in ("web_config", "ib_root") else value
                 )
+            elif (section, key) == ("sources", "gpu_spec"):
+                raise ConfigError(
+                    where,
+                    "renamed sources.gpu (a spec-table key or NVML name; `serve --gpu`); "
+                    "--gpu-spec FILE is roofline's GPU spec file",
+                    source=source,
+                )
             else:
                 choices = [*_OPTIONS.get(section, {}), *_LISTS.get(section, ())]
                 if section == "otlp":
@@ -221,6 +211,8 @@ def load_web_config(path: Path) -> WebConfig:
     """Read a Prometheus-style web config (YAML): `tls_server_config` (cert_file, key_file,
     client_auth_type, client_ca_file) and `basic_auth_users` (user: bcrypt hash). Relative
     paths are resolved against the file's directory, as Prometheus does."""
+    import yaml  # noqa: PLC0415 - only `serve --web-config` reads YAML
+
     source = str(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -279,28 +271,6 @@ def load_web_config(path: Path) -> WebConfig:
             source=source,
         )
     return config
-
-
-def parse_engine_flag(text: str) -> EngineEntry:
-    """`--engine NAME=URL[,kind=vllm][,model=M][,gpus=0+1]` -> an EngineEntry."""
-    head, *rest = text.split(",")
-    name, sep, url = head.partition("=")
-    if not sep or not name or not url:
-        raise ConfigError("--engine", f"{text!r}: expected NAME=URL[,kind=K][,model=M][,gpus=0+1]")
-    extra: dict[str, str] = {}
-    for part in rest:
-        key, sep, value = part.partition("=")
-        if not sep or key not in ("kind", "model", "gpus", "timeout_s"):
-            raise ConfigError("--engine", f"{text!r}: unknown part {part!r}")
-        extra[key] = value
-    return EngineEntry(
-        name=name,
-        url=url,
-        kind=extra.get("kind", "auto"),
-        model=extra.get("model"),
-        gpus=tuple(g for g in extra.get("gpus", "").split("+") if g),
-        timeout_s=float(extra.get("timeout_s", 2.0)),
-    )
 
 
 def select_specs(

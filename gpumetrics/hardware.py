@@ -2,9 +2,11 @@
 
 Peaks are the *dense* figures. NVIDIA datasheets print tensor-core numbers "with sparsity"
 (2:4 structured), twice the dense rate; those are never used here. Every row names its source.
-Memory follows NVIDIA's "GB", which for HBM parts are binary (an "80GB" H100 reports 81,559 MiB
-through NVML), so `memory_bytes` = GB x 2^30. The key a live exporter matches on is the device
-name NVML reports (`nvidia-smi --query-gpu=name`).
+Memory is the total NVML reports (`nvidia-smi --query-gpu=memory.total`, MiB), not the
+datasheet's "GB": an "80GB" H100 reports 81,559 MiB (85,520,809,984 bytes, 79.6 GiB), an H200
+143,771 MiB (150,754,820,096 bytes); the figure and where it was seen are on each row
+(`memory_source`). The key a live exporter matches on is the device name NVML reports
+(`nvidia-smi --query-gpu=name`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .errors import ConfigError, UnknownGpuError
-from .units import GIB, TERA
+from .units import MIB, TERA
 
 __all__ = [
     "DTYPES",
@@ -47,6 +49,8 @@ class GpuSpec:
     nvlink_links: int = 0
     source: str = ""
     nvml_patterns: tuple[str, ...] = field(default=(), repr=False)
+    memory_source: str = ""
+    """Where `memory_bytes` comes from (an NVML/nvidia-smi report, or a user override)."""
 
     def peak(self, dtype: str) -> float:
         """Dense peak FLOP/s for `dtype`; KeyError says which dtypes this GPU has."""
@@ -71,6 +75,15 @@ _H100_SXM_FLOPS = _tflops(
 _H_NVL_FLOPS = _tflops(
     fp8=1670.5, int8=1670.5, bf16=835.5, fp16=835.5, tf32=417.5, fp32=60.0, fp64=30.0
 )
+#: NVML's total as `nvidia-smi` prints it (MiB); each figure below was read off public
+#: nvidia-smi output for that device name unless the row says otherwise.
+_SMI = "NVML total (nvidia-smi)"
+
+
+def _mib(mib: int) -> float:
+    return float(mib * MIB)
+
+
 _A100_FLOPS = _tflops(int8=624.0, bf16=312.0, fp16=312.0, tf32=156.0, fp32=19.5, fp64=9.7)
 
 _TABLE = (
@@ -79,99 +92,108 @@ _TABLE = (
         "NVIDIA A100 40GB",
         _A100_FLOPS,
         1.555e12,
-        40 * GIB,
+        _mib(40960),
         600e9,
         12,
         "NVIDIA A100 Tensor Core GPU datasheet (2021): SXM4 40GB, HBM2 1,555 GB/s",
         (r"a100.*40\s*gb",),
+        memory_source=f"{_SMI}: 40,960 MiB (A100-SXM4-40GB; drivers <= 470 print 40,536)",
     ),
     GpuSpec(
         "a100-80gb-pcie",
         "NVIDIA A100 80GB PCIe",
         _A100_FLOPS,
         1.935e12,
-        80 * GIB,
+        _mib(81920),
         600e9,
         12,
         "NVIDIA A100 datasheet (2021): 80GB PCIe, HBM2e 1,935 GB/s, NVLink bridge 600 GB/s",
         (r"a100.*80\s*gb.*pcie",),
+        memory_source=f"{_SMI}: 81,920 MiB (NVIDIA A100 80GB PCIe)",
     ),
     GpuSpec(
         "a100-80gb",
         "NVIDIA A100 80GB SXM",
         _A100_FLOPS,
         2.039e12,
-        80 * GIB,
+        _mib(81920),
         600e9,
         12,
         "NVIDIA A100 datasheet (2021): 80GB SXM4, HBM2e 2,039 GB/s, NVLink 600 GB/s",
         (r"a100.*80\s*gb", r"^(nvidia )?a100$"),
+        memory_source=f"{_SMI}: 81,920 MiB (NVIDIA A100-SXM4-80GB)",
     ),
     GpuSpec(
         "h100-pcie",
         "NVIDIA H100 PCIe",
         _tflops(fp8=1513.0, int8=1513.0, bf16=756.5, fp16=756.5, tf32=378.0, fp32=51.2, fp64=25.6),
         2.0e12,
-        80 * GIB,
+        _mib(81559),
         600e9,
         12,
         "NVIDIA H100 Tensor Core GPU datasheet (2023): PCIe 80GB, HBM2e 2 TB/s; sparse /2",
         (r"h100.*pcie",),
+        memory_source=f"{_SMI}: 81,559 MiB (NVIDIA H100 PCIe)",
     ),
     GpuSpec(
         "h100-nvl",
         "NVIDIA H100 NVL",
         _H_NVL_FLOPS,
         3.9e12,
-        94 * GIB,
+        _mib(95830),
         600e9,
         12,
         "NVIDIA H100 datasheet (2023): H100 NVL 94GB, HBM3 3.9 TB/s; sparse figures /2",
         (r"h100.*nvl",),
+        memory_source=f"{_SMI}: 95,830 MiB (NVIDIA H100 NVL)",
     ),
     GpuSpec(
         "h100-sxm",
         "NVIDIA H100 SXM",
         _H100_SXM_FLOPS,
         3.35e12,
-        80 * GIB,
+        _mib(81559),
         900e9,
         18,
         "NVIDIA H100 datasheet (2023): SXM5 80GB HBM3 3.35 TB/s, NVLink 900 GB/s; sparse /2",
         (r"h100.*hbm3", r"h100.*sxm", r"^(nvidia )?h100$"),
+        memory_source=f"{_SMI}: 81,559 MiB (NVIDIA H100 80GB HBM3)",
     ),
     GpuSpec(
         "h200-nvl",
         "NVIDIA H200 NVL",
         _H_NVL_FLOPS,
         4.8e12,
-        141 * GIB,
+        _mib(143771),
         900e9,
         18,
         "NVIDIA H200 Tensor Core GPU datasheet (2024): H200 NVL 141GB HBM3e 4.8 TB/s",
         (r"h200.*nvl",),
+        memory_source=f"{_SMI}: 143,771 MiB (NVIDIA H200 NVL)",
     ),
     GpuSpec(
         "h200",
         "NVIDIA H200 SXM",
         _H100_SXM_FLOPS,
         4.8e12,
-        141 * GIB,
+        _mib(143771),
         900e9,
         18,
         "NVIDIA H200 datasheet (2024): SXM 141GB HBM3e 4.8 TB/s, H100 SXM compute",
         (r"h200",),
+        memory_source=f"{_SMI}: 150,754,820,096 B = 143,771 MiB (our H200 SXM, 2026-12)",
     ),
     GpuSpec(
         "l40s",
         "NVIDIA L40S",
         _tflops(fp8=733.0, int8=733.0, bf16=362.05, fp16=362.05, tf32=183.0, fp32=91.6),
         864e9,
-        48 * GIB,
+        _mib(46068),
         0.0,
         0,
         "NVIDIA L40S datasheet (2023): 48GB GDDR6 864 GB/s, no NVLink; sparse figures /2",
         (r"l40s",),
+        memory_source=f"{_SMI}: 46,068 MiB (NVIDIA L40S)",
     ),
     GpuSpec(
         "b200",
@@ -180,11 +202,12 @@ _TABLE = (
             fp4=9000.0, fp8=4500.0, int8=4500.0, bf16=2250.0, fp16=2250.0, tf32=1100.0, fp64=40.0
         ),
         7.7e12,
-        180 * GIB,
+        _mib(183359),
         1.8e12,
         18,
         "NVIDIA HGX B200 datasheet (2024), per GPU: 1.44 TB / 62 TB/s for 8 GPUs; sparse /2",
         (r"\bb200",),
+        memory_source=f"{_SMI}: 183,359 MiB (NVIDIA B200)",
     ),
     GpuSpec(
         "gb200",
@@ -193,11 +216,12 @@ _TABLE = (
             fp4=10000.0, fp8=5000.0, int8=5000.0, bf16=2500.0, fp16=2500.0, tf32=1250.0, fp64=45.0
         ),
         8.0e12,
-        186 * GIB,
+        _mib(189471),
         1.8e12,
         18,
         "NVIDIA GB200 NVL72 datasheet (2024), per GPU of 72: 13.4 TB, 576 TB/s; sparse /2",
         (r"gb200",),
+        memory_source=f"{_SMI}: 189,471 MiB (NVIDIA GB200)",
     ),
 )
 
@@ -258,6 +282,7 @@ def with_overrides(
             nvlink_bandwidth if nvlink_bandwidth is not None else spec.nvlink_bandwidth
         ),
         source=spec.source + " (with user overrides)",
+        memory_source="user override" if memory_bytes is not None else spec.memory_source,
     )
 
 

@@ -4,6 +4,16 @@ status recorded, and one cached Snapshot handed to every scrape (DESIGN.md §3.4
 A scrape never waits on NVML or an engine: `Sampler.snapshot()` returns the latest merged
 Snapshot, a plain attribute read. A source that raises is marked down (its samples are dropped:
 stale numbers mislead) while the others keep flowing.
+
+A failing source is logged when its error changes (a WARNING with the whole message), then
+at most once every `warn_every` seconds while it keeps failing the same way (one short line
+with the count), and once when it recovers: a source down for a day is a few hundred lines,
+not 86,400. `gpumetrics_source_up` and `_errors_total` count every failure regardless.
+
+With `derived` (a `gpumetrics.derive.DerivedGauges`), every successful cycle is also added to
+the derived gauges' history, stamped with the time the cycle started (the time passed to the
+source), and each snapshot carries the gauges computed from it; a failed cycle drops that
+source's history, as it drops its samples.
 """
 
 from __future__ import annotations
@@ -16,12 +26,16 @@ from dataclasses import dataclass, field
 
 from . import __version__
 from .catalog import health as selfmetrics
+from .derive import DerivedGauges
 from .samples import Collection, Sample, Snapshot, SourceStatus
 from .sources import Source
 
-__all__ = ["Sampler", "error_code", "status_samples"]
+__all__ = ["DEFAULT_WARN_EVERY_S", "Sampler", "error_code", "status_samples"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds between reminders that a source is still failing with the same error.
+DEFAULT_WARN_EVERY_S = 300.0
 
 
 def error_code(exc: BaseException) -> str:
@@ -55,6 +69,11 @@ class _SourceState:
     status: SourceStatus | None = None
     errors_total: dict[str, int] = field(default_factory=dict)
     last_success: float | None = None
+    logged_error: str | None = None
+    """The failure last logged (None: the source is not known to be failing)."""
+    logged_at: float = 0.0
+    repeats: int = 0
+    """Failures like `logged_error` since it was last logged."""
 
 
 class Sampler:
@@ -62,7 +81,8 @@ class Sampler:
 
     `interval` is the default period in seconds; `intervals` overrides it per source name.
     `clock` gives Unix time (passed to sources and stamped on snapshots); `monotonic` times
-    cycles. Both are injectable for tests.
+    cycles and paces repeated warnings (`warn_every` seconds apart). Both are injectable for
+    tests. `derived` adds the windowed derived gauges.
     """
 
     def __init__(
@@ -73,9 +93,14 @@ class Sampler:
         intervals: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        warn_every: float = DEFAULT_WARN_EVERY_S,
+        derived: DerivedGauges | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0, got {interval}")
+        if warn_every <= 0:
+            raise ValueError(f"warn_every must be > 0, got {warn_every}")
+        self._warn_every = warn_every
         names = [s.name for s in sources]
         if len(set(names)) != len(names):
             raise ValueError(f"source names must be unique, got {names}")
@@ -83,6 +108,7 @@ class Sampler:
         self._states = [_SourceState(s, overrides.get(s.name, interval)) for s in sources]
         self._clock = clock
         self._monotonic = monotonic
+        self._derived = derived
         self._merge_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -156,12 +182,18 @@ class Sampler:
             state.errors_total[code] = state.errors_total.get(code, 0) + 1
             state.collection = Collection()
             error = f"{code}: {exc}"
-            log.warning("source %s failed: %s", name, error)
+            self._log_failure(state, error, code)
         else:
+            if state.logged_error is not None:
+                log.info("source %s recovered", name)
+                state.logged_error, state.repeats = None, 0
             for code in collection.errors:
                 state.errors_total[code] = state.errors_total.get(code, 0) + 1
             state.collection = collection
             state.last_success = now
+            if self._derived is not None:
+                with self._merge_lock:
+                    self._derived.observe(name, now, collection.samples)
         state.status = SourceStatus(
             source=name,
             up=error is None,
@@ -172,6 +204,24 @@ class Sampler:
         )
         self._publish()
 
+    def _log_failure(self, state: _SourceState, error: str, code: str) -> None:
+        """WARNING on a new error; a short reminder every `warn_every` s while it repeats."""
+        now = self._monotonic()
+        if error != state.logged_error:
+            log.warning("source %s failed: %s", state.source.name, error)
+            state.logged_error, state.logged_at, state.repeats = error, now, 0
+            return
+        state.repeats += 1
+        if now - state.logged_at >= self._warn_every:
+            log.warning(
+                "source %s still failing (%s, %d times in %.0f s)",
+                state.source.name,
+                code,
+                state.repeats,
+                now - state.logged_at,
+            )
+            state.logged_at, state.repeats = now, 0
+
     def _publish(self) -> None:
         with self._merge_lock:
             statuses = tuple(s.status for s in self._states if s.status is not None)
@@ -179,4 +229,9 @@ class Sampler:
             for state in self._states:
                 samples.extend(state.collection.samples)
             samples.extend(status_samples(statuses))
+            if self._derived is not None:
+                for state in self._states:
+                    if state.status is not None and not state.status.up:
+                        self._derived.forget(state.source.name)
+                samples.extend(self._derived.samples())
             self._snapshot = Snapshot(self._clock(), tuple(samples), statuses)

@@ -6,7 +6,7 @@ raw cumulative values; an unsupported value is simply absent (no sample), never 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -88,16 +88,6 @@ class Snapshot:
         for sample in self.samples:
             grouped.setdefault(sample.metric, []).append(sample)
         return grouped
-
-    @staticmethod
-    def merge(taken_at: float, parts: Iterable[Snapshot]) -> Snapshot:
-        """One snapshot out of several (one per source)."""
-        samples: list[Sample] = []
-        statuses: list[SourceStatus] = []
-        for part in parts:
-            samples.extend(part.samples)
-            statuses.extend(part.statuses)
-        return Snapshot(taken_at, tuple(samples), tuple(statuses))
 
 
 @dataclass(frozen=True, slots=True)

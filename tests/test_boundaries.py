@@ -1,5 +1,7 @@
 """DESIGN.md §2 boundaries, enforced: layers import downwards only; heavy libraries stay in
-their one module; derive/ touches no clock or OS."""
+their one module; derive/ touches no clock or OS; the worker's core never reaches torch; an
+import between two packages of one floor is written here with its reason; and the package's
+import graph has no circles (counting imports under TYPE_CHECKING and inside functions)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gpumetrics"
 #: Layer of each top-level module of the package; a module may import its own layer or lower.
 LAYERS = {
     "catalog": 0, "samples": 0, "units": 0, "errors": 0, "promtext": 0,
-    "costmodel": 1, "hardware": 1, "config": 1,
-    "hooks": 2,
-    "sources": 3, "derive": 3, "kvsize": 3,
+    "costmodel": 1, "hardware": 1, "config": 1, "engine_config": 1, "settings": 1,
+    "hooks": 2, "derive": 2,
+    "sources": 3, "kvsize": 3,
     "pipeline": 4, "testing": 4,
-    "export": 5, "render": 5, "worker": 5, "profile": 5,
-    "cli": 6, "__main__": 6,
+    "export": 5, "render": 5, "worker": 5, "profile": 5, "view": 5,
+    "cli": 6,
+    "__main__": 7,
 }  # fmt: skip
 
 #: Third-party libraries and the only places (path prefixes inside the package) allowed them.
@@ -30,10 +33,59 @@ EXCLUSIVE = {
     # for it); everything else about prometheus_client stays in export/prometheus.
     "prometheus_client": ("export/prometheus", "sources/engine/parse"),
     "opentelemetry": ("export/otel",),
-    "torch": ("worker/",),
+    # The worker's torch side; its core (WORKER_CORE below) and engine.py's module level
+    # stay torch-free.
+    "torch": (
+        "worker/llama",
+        "worker/attention",
+        "worker/runner",
+        "worker/fast_decode",
+        "worker/paged_decode",
+        "worker/triton_ops",
+        "worker/decode_oracle",
+        "worker/calibrate",
+        "worker/cell_runner",
+    ),
     "click": ("cli/",),
-    "rich": ("cli/",),
+    "rich": ("cli/", "view/"),
     "matplotlib": ("profile/plot", "kvsize/plot"),
+}
+
+#: The worker's torch-free core (DESIGN.md §2: "worker core" sits with sources, below its torch
+#: side). These modules and everything they import inside the package never import torch — not
+#: at module level, not in a function, not under TYPE_CHECKING — so the engine's bookkeeping
+#: (requests, KV blocks, scheduling, step reports) loads and is tested without it. The torch
+#: side is llama, attention and runner (with calibrate and cell_runner); engine.py imports the
+#: runner only when an engine is built without one, so it is not core.
+WORKER_CORE = ("sequence", "block_manager", "scheduler", "observer", "summary", "tokenizer")
+
+#: Every import between two packages (or top-level modules) of one floor, each with its reason:
+#: the deliberate inversions against the grain, and the order inside the bottom floor. No
+#: other is allowed, and each listed one must still happen (a stale entry fails too).
+INVERSIONS = {
+    ("catalog/spec.py", "gpumetrics.samples"): (
+        "a MetricSpec makes its own Samples (spec.sample(value, *labels)), so every sample is "
+        "named from the catalog; samples.py itself imports nothing."
+    ),
+    ("promtext.py", "gpumetrics.catalog"): (
+        "the text renderer writes each family's TYPE and HELP lines from its catalog entry."
+    ),
+    ("promtext.py", "gpumetrics.samples"): ("the text renderer renders Samples."),
+    ("config.py", "gpumetrics.engine_config"): (
+        "the config file's [[engines]] tables build the one EngineConfig type."
+    ),
+    ("settings.py", "gpumetrics.engine_config"): (
+        "serve's settings carry the engines to scrape as EngineConfigs."
+    ),
+    ("worker/cell_runner.py", "gpumetrics.profile"): (
+        "WorkerRunner implements profile's CellRunner protocol: profile (torch-free) plans the "
+        "cells and turns records into reports; the worker, which owns torch, runs the cells "
+        "and returns profile's record types. The CLI wires them; profile never imports worker."
+    ),
+    ("worker/calibrate.py", "gpumetrics.profile"): (
+        "calibration measures the device's roofs with torch and returns profile's Calibration "
+        "record, which the profile report carries."
+    ),
 }
 
 CLOCK_AND_OS = {"time", "datetime", "os", "socket", "subprocess", "pathlib", "threading"}
@@ -122,3 +174,124 @@ def test_importing_the_core_pulls_nothing_heavy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == ""
+
+
+def _module_path(dotted: str) -> Path | None:
+    """The file of a `gpumetrics.…` module (a package's __init__), or None (not a module)."""
+    base = PACKAGE.parent.joinpath(*dotted.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _closure(path: Path) -> dict[Path, set[str]]:
+    """`path` and every package module it imports, transitively: path -> its imports."""
+    seen: dict[Path, set[str]] = {}
+    todo = [path]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen[current] = _imports(current)
+        for name in seen[current]:
+            found = _module_path(name) if name.startswith("gpumetrics.") else None
+            if found is not None:
+                todo.append(found)
+    return seen
+
+
+@pytest.mark.parametrize("name", WORKER_CORE)
+def test_the_worker_core_never_imports_torch(name: str) -> None:
+    for path, names in _closure(PACKAGE / "worker" / f"{name}.py").items():
+        torch = sorted(n for n in names if n.split(".")[0] == "torch")
+        assert not torch, f"worker/{name}.py reaches {path.relative_to(PACKAGE)}: imports {torch}"
+
+
+def test_one_floor_imports_itself_only_as_stated() -> None:
+    found: set[tuple[str, str]] = set()
+    for path in _modules():
+        relative = path.relative_to(PACKAGE).as_posix()
+        own = relative.split("/")[0].removesuffix(".py")
+        if own == "__init__":
+            continue
+        for name in _imports(path):
+            parts = name.split(".")
+            other = parts[1] if parts[0] == "gpumetrics" and len(parts) > 1 else None
+            if other in LAYERS and other != own and LAYERS[other] == LAYERS[own]:
+                found.add((relative, f"gpumetrics.{other}"))
+    assert found - INVERSIONS.keys() == set(), "an unstated same-floor import: state its reason"
+    assert INVERSIONS.keys() - found == set(), "a stated import no longer happens: drop it"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports anywhere in its text (module level, inside
+    functions, under TYPE_CHECKING). `from pkg import name` is an edge to `pkg.name` when that
+    is a module, else to `pkg` (whose __init__ defines or re-exports the name)."""
+    paths = {_module_name(p): p for p in _modules()}
+
+    def resolve(dotted: str) -> str | None:
+        parts = dotted.split(".")
+        while parts and ".".join(parts) not in paths:
+            parts.pop()
+        return ".".join(parts) or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        targets: list[str] = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = ".".join(
+                        package[: len(package) - node.level + 1]
+                        + ([node.module] if node.module else [])
+                    )
+                else:
+                    base = node.module or ""
+                for alias in node.names:
+                    child = f"{base}.{alias.name}"
+                    targets.append(child if child in paths else base)
+        graph[name] = {r for t in targets if (r := resolve(t)) is not None and r != name}
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as [a, b, ..., a], or None (iterative depth-first search)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in sorted(graph):
+        if root in state:
+            continue
+        path, stack = [root], [iter(sorted(graph[root]))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return [*path[path.index(nxt) :], nxt]
+            elif nxt not in state:
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(graph.get(nxt, ()))))
+    return None
+
+
+def test_the_cycle_finder_finds_a_circle() -> None:
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_the_import_graph_has_no_circles() -> None:
+    graph = _import_graph()
+    assert "gpumetrics.hooks.metrics" in graph["gpumetrics.hooks"]  # the graph is real
+    circle = _find_cycle(graph)
+    assert circle is None, f"an import circle (function-level imports count): {' -> '.join(circle)}"

@@ -7,12 +7,8 @@ from pathlib import Path
 import pytest
 
 from gpumetrics import catalog
-from gpumetrics.config import (
-    load_config,
-    load_web_config,
-    parse_engine_flag,
-    select_specs,
-)
+from gpumetrics.config import load_config, load_web_config, select_specs
+from gpumetrics.engine_config import EngineConfig, parse_engine_flag
 from gpumetrics.errors import ConfigError
 
 GOOD = """
@@ -124,9 +120,44 @@ def test_bad_web_configs(tmp_path: Path, text: str, key: str) -> None:
 def test_engine_flags() -> None:
     entry = parse_engine_flag("sg=http://h:30000/metrics,kind=sglang,model=qwen,gpus=0+1")
     assert (entry.name, entry.kind, entry.model, entry.gpus) == ("sg", "sglang", "qwen", ("0", "1"))
-    for bad in ("nourl", "a=http://x,color=red"):
+    for bad in ("nourl", "a=http://x,color=red", "a=http://x,timeout_s=soon"):
         with pytest.raises(ConfigError, match="--engine"):
             parse_engine_flag(bad)
+
+
+@pytest.mark.parametrize(
+    ("flag", "problem"),
+    [
+        ("a=http://x:1,kind=bogus", "kind: 'bogus': one of gpumetrics, vllm"),
+        ("a=ftp://x:1", "scheme must be http or https"),
+        ("a=http://x:1,gpus=zero", "is not a GPU index"),
+        ("a=http://x:1,timeout_s=0", "timeout_s: 0.0: must be a finite number > 0"),
+    ],
+)
+def test_engine_flags_are_validated_like_the_file(flag: str, problem: str) -> None:
+    """One type: the flag builds the same validated EngineConfig as `[[engines]]`."""
+    with pytest.raises(ConfigError) as info:
+        parse_engine_flag(flag)
+    assert info.value.key == "--engine"
+    assert problem in info.value.problem
+
+
+def test_file_engines_are_engine_configs(tmp_path: Path) -> None:
+    (engine,) = load_config(_write(tmp_path, GOOD)).engines
+    assert engine == EngineConfig(
+        "vllm-0", "http://127.0.0.1:8000", kind="vllm", gpus=("0", "GPU-1234")
+    )
+    bad = '[[engines]]\nname = "a"\nurl = "http://x:1"\nkind = "bogus"\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, bad))
+    assert info.value.key == "engines[0].kind"
+    assert str(tmp_path) in str(info.value)
+
+
+def test_the_old_gpu_spec_key_says_what_it_became(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"renamed sources\.gpu ") as info:
+        load_config(_write(tmp_path, '[sources]\ngpu_spec = "h200"\n'))
+    assert info.value.key == "sources.gpu_spec"
 
 
 def test_metric_selection() -> None:

@@ -17,8 +17,10 @@ from gpumetrics.hardware import (
     match_nvml_name,
     with_overrides,
 )
+from gpumetrics.testing.fakenvml.profiles import A100, H100, H200, DeviceSpec
 
 GIB = 2**30
+MIB = 2**20
 
 
 @pytest.mark.parametrize("key", sorted(GPUS))
@@ -34,7 +36,9 @@ def test_every_row_is_sourced_and_positive(key: str) -> None:
     assert spec.nvlink_bandwidth >= 0
     assert spec.nvlink_links >= 0
     assert (spec.nvlink_links == 0) == (spec.nvlink_bandwidth == 0)
-    assert spec.memory_bytes % GIB == 0  # datasheet GB x 2^30
+    assert spec.memory_bytes % MIB == 0  # NVML's total as nvidia-smi prints it, in MiB
+    assert spec.memory_source.startswith("NVML total")
+    assert f"{spec.memory_bytes / MIB:,.0f} MiB" in spec.memory_source
     assert "bf16" in spec.peak_flops
     # Dense, not sparse: FP8 (where present) is twice BF16, FP16 equals BF16. (The L40S
     # datasheet's own dense figures are 362.05 and 733 TFLOP/s, a ratio of 2.02.)
@@ -52,7 +56,8 @@ def test_h100_sxm_dense_figures() -> None:
     assert h100.peak("fp8") == 1978.9e12
     assert h100.peak("bf16") != 1979e12  # the 2:4-sparse datasheet figure
     assert h100.hbm_bandwidth == 3.35e12
-    assert h100.memory_bytes == 80 * GIB
+    assert h100.memory_bytes == 81559 * MIB  # nvidia-smi: "0MiB / 81559MiB"
+    assert h100.memory_bytes == 85_520_809_984
     assert h100.nvlink_bandwidth == 900e9
     assert h100.nvlink_links == 18
 
@@ -62,13 +67,31 @@ def test_h200_and_a100_rows() -> None:
     assert h200.peak("bf16") == 989.4e12
     assert h200.peak("fp8") == 1978.9e12
     assert h200.hbm_bandwidth == 4.8e12
-    assert h200.memory_bytes == 141 * GIB
+    # Real H200 SXM (shared/h200-reference/nvidia-smi-q.txt: FB Memory Total 143771 MiB;
+    # pynvml nvmlDeviceGetMemoryInfo total 150,754,820,096 bytes).
+    assert h200.memory_bytes == 150_754_820_096
     a100 = GPUS["a100-80gb"]
     assert a100.peak("bf16") == 312e12
     assert a100.hbm_bandwidth == 2.039e12
-    assert a100.memory_bytes == 80 * GIB
+    assert a100.memory_bytes == 81920 * MIB
     assert a100.nvlink_bandwidth == 600e9
     assert a100.nvlink_links == 12
+
+
+@pytest.mark.parametrize("profile", [H100, H200, A100], ids=lambda p: p.name)
+def test_table_memory_agrees_with_fake_nvml_profiles(profile: DeviceSpec) -> None:
+    """The FakeNvml device profiles were written from real devices' NVML reads, separately
+    from the table: the row NVML's device name matches must carry the same total."""
+    row = match_nvml_name(profile.name)
+    assert row is not None
+    assert row.memory_bytes == profile.memory_bytes
+
+
+def test_memory_override_says_so() -> None:
+    spec = with_overrides(GPUS["h200"], memory_bytes=100e9)
+    assert spec.memory_bytes == 100e9
+    assert spec.memory_source == "user override"
+    assert with_overrides(GPUS["h200"], hbm_bandwidth=1e12).memory_source.startswith("NVML")
 
 
 def test_peak_of_missing_dtype_is_keyerror() -> None:
@@ -193,7 +216,7 @@ def test_load_toml_with_base(tmp_path: Path) -> None:
     assert spec.peak("bf16") == 800e12
     assert spec.peak("fp8") == 1978.9e12  # from the base row
     assert spec.hbm_bandwidth == 3.0e12
-    assert spec.memory_bytes == 80 * GIB  # from the base row
+    assert spec.memory_bytes == 81559 * MIB  # from the base row
 
 
 def test_load_toml_base_by_nvml_name(tmp_path: Path) -> None:

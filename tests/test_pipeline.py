@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from gpumetrics import catalog
+from gpumetrics.cli._build import _Unavailable
+from gpumetrics.derive import DerivedGauges
+from gpumetrics.engine_config import EngineConfig
+from gpumetrics.errors import UnavailableError
+from gpumetrics.hooks import EngineMetrics
 from gpumetrics.pipeline import Sampler, error_code, status_samples
-from gpumetrics.samples import Collection, Snapshot
+from gpumetrics.samples import Collection
 from gpumetrics.sources import Source
+from gpumetrics.sources.engine import EngineSource
+from gpumetrics.sources.infiniband import InfinibandSource
+from gpumetrics.sources.nvml import NvmlSource
+from gpumetrics.testing import FakeNvml
+from gpumetrics.testing.fabric import FakeFabricSource
+from gpumetrics.testing.sample_values import metric_values
+from gpumetrics.testing.sysfs import FakeInfinibandTree
 
 GPU = ("0", "GPU-0", "NVIDIA H200")
 
@@ -55,12 +68,43 @@ class _Blocking(_Fixed):
         return super().collect(now)
 
 
-def _values(snapshot: Snapshot, metric: str) -> dict[tuple[str, ...], float]:
-    return {s.labels: s.value for s in snapshot.samples if s.metric == metric}  # type: ignore[misc]
+class _NoClose:
+    """Has a name and collect() but no close(): not a Source."""
+
+    name = "half"
+
+    def collect(self, now: float) -> Collection:
+        return Collection()
 
 
-def test_sources_satisfy_the_protocol() -> None:
-    assert isinstance(_Fixed("a", 1.0), Source)
+def test_every_real_source_is_a_source_the_sampler_runs(tmp_path: Path) -> None:
+    """The sidecar's sources (NVML, InfiniBand, the fake fabric, an engine, the stand-in for
+    one that could not start) satisfy the Protocol and run through a Sampler cycle; an object
+    missing a method does not satisfy it."""
+    assert not isinstance(_NoClose(), Source)
+    tree = FakeInfinibandTree(tmp_path / "ib")
+    tree.add_port()
+    unavailable = UnavailableError("NVML", "no driver", "install it")
+    with FakeNvml("a100"), EngineMetrics("e", "m").serve() as endpoint:
+        sources: list[Source] = [
+            NvmlSource(xid=False),
+            InfinibandSource(tree.root),
+            FakeFabricSource(1, epoch=1000.0),
+            EngineSource(EngineConfig("e", endpoint.url)),
+            _Unavailable("nvml-missing", unavailable),
+        ]
+        assert all(isinstance(source, Source) for source in sources)
+        ib_real, others = sources[1:2], sources[:1] + sources[2:]  # both are "infiniband"
+        up = {}
+        for group in (ib_real, others):
+            snapshot = Sampler(group, clock=lambda: 1000.0).sample_once()
+            up |= metric_values(snapshot, catalog.health.SOURCE_UP.name)
+            assert {s.metric for s in snapshot.samples} - {
+                catalog.health.SOURCE_UP.name
+            }  # real samples, not only statuses
+        for source in sources:
+            source.close()
+    assert up == {("nvml",): 1.0, ("infiniband",): 1.0, ("engine:e",): 1.0, ("nvml-missing",): 0.0}
 
 
 def test_one_failing_source_does_not_stop_another() -> None:
@@ -69,10 +113,10 @@ def test_one_failing_source_does_not_stop_another() -> None:
     snapshot = sampler.sample_once()
     sampler.sample_once()
     snapshot = sampler.snapshot()
-    assert _values(snapshot, "gpumetrics_gpu_power_watts") == {GPU: 300.0}
-    up = _values(snapshot, "gpumetrics_source_up")
+    assert metric_values(snapshot, "gpumetrics_gpu_power_watts") == {GPU: 300.0}
+    up = metric_values(snapshot, "gpumetrics_source_up")
     assert up == {("nvml",): 1.0, ("engine:vllm",): 0.0}
-    errors = _values(snapshot, "gpumetrics_source_errors_total")
+    errors = metric_values(snapshot, "gpumetrics_source_errors_total")
     assert errors == {("engine:vllm", "http_503"): 2.0}
     status = {s.source: s for s in snapshot.statuses}
     assert status["engine:vllm"].error == "http_503: engine went away"
@@ -86,8 +130,8 @@ def test_partial_errors_count_but_keep_the_source_up() -> None:
     for _ in range(3):
         sampler.sample_once()
     snapshot = sampler.snapshot()
-    assert _values(snapshot, "gpumetrics_source_up") == {("nvml",): 1.0}
-    assert _values(snapshot, "gpumetrics_source_errors_total") == {
+    assert metric_values(snapshot, "gpumetrics_source_up") == {("nvml",): 1.0}
+    assert metric_values(snapshot, "gpumetrics_source_errors_total") == {
         ("nvml", "NVML_ERROR_GPU_IS_LOST"): 3.0
     }
 
@@ -106,7 +150,7 @@ def test_a_hung_source_never_blocks_the_snapshot_or_other_sources() -> None:
             deadline.wait(0.01)
         assert len(fine.calls) >= 3
         snapshot = sampler.snapshot()  # returns at once
-        assert ("infiniband",) in _values(snapshot, "gpumetrics_source_up")
+        assert ("infiniband",) in metric_values(snapshot, "gpumetrics_source_up")
         assert not sampler.ready  # nvml has not finished its first cycle
         hung.release.set()
         for _ in range(500):
@@ -132,3 +176,107 @@ def test_interval_and_names_are_validated() -> None:
         Sampler([], interval=0)
     with pytest.raises(ValueError, match="unique"):
         Sampler([_Fixed("a", 1), _Fixed("a", 2)])
+
+
+class _Flaky(_Fixed):
+    """Fails with whatever `error` says (None: works)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 1.0)
+        self.error: str | None = "NVML_ERROR_GPU_IS_LOST"
+
+    def collect(self, now: float) -> Collection:
+        if self.error is not None:
+            error = RuntimeError(f"{self.error}: " + "a long hint " * 20)
+            error.code = self.error  # type: ignore[attr-defined]
+            raise error
+        return super().collect(now)
+
+
+def test_a_failing_source_warns_on_change_then_every_n_seconds(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One cycle a second for 20 minutes with warn_every=300: the first failure, then a
+    reminder at 300, 600, 900, 1200 s; a new error at once; a recovery once."""
+    flaky = _Flaky("nvml")
+    seconds = iter(range(10**6))
+    now = [0.0]
+    sampler = Sampler([flaky], monotonic=lambda: now[0], warn_every=300.0)
+    caplog.set_level("INFO", logger="gpumetrics.pipeline")
+
+    def cycles(n: int) -> None:
+        for _ in range(n):
+            now[0] = float(next(seconds))
+            sampler.sample_once()
+
+    cycles(1201)  # t = 0 .. 1200
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 5
+    assert warnings[0].startswith("source nvml failed: NVML_ERROR_GPU_IS_LOST: ")
+    assert warnings[1] == "source nvml still failing (NVML_ERROR_GPU_IS_LOST, 300 times in 300 s)"
+    assert all(len(w) < 100 for w in warnings[1:])
+    caplog.clear()
+
+    flaky.error = "NVML_ERROR_TIMEOUT"  # a different error: logged at once
+    cycles(2)
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        "source nvml failed: NVML_ERROR_TIMEOUT: "
+    ]
+    caplog.clear()
+
+    flaky.error = None
+    cycles(3)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "source nvml recovered")
+    ]
+    caplog.clear()
+    flaky.error = "NVML_ERROR_TIMEOUT"  # failing again after a recovery is news again
+    cycles(1)
+    assert len(caplog.records) == 1
+    # Every failure still counts in the self-metrics.
+    status = sampler.snapshot().statuses[0]
+    assert status.errors_total == {"NVML_ERROR_GPU_IS_LOST": 1201, "NVML_ERROR_TIMEOUT": 3}
+
+
+def test_warn_every_is_validated() -> None:
+    with pytest.raises(ValueError, match="warn_every"):
+        Sampler([_Fixed("a", 1.0)], warn_every=0)
+
+
+class _Counting:
+    """An engine whose prefix-cache counters follow a script, one entry per cycle (None:
+    the cycle fails)."""
+
+    def __init__(self, script: list[tuple[float, float] | None]) -> None:
+        self._script = script
+
+    @property
+    def name(self) -> str:
+        return "engine:e0"
+
+    def collect(self, now: float) -> Collection:
+        step = self._script.pop(0)
+        if step is None:
+            raise RuntimeError("engine went away")
+        queried, hit = step
+        e = catalog.engine
+        return Collection(
+            (e.PREFIX_QUERIED.sample(queried, "e0", "m"), e.PREFIX_HIT.sample(hit, "e0", "m"))
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def test_snapshots_carry_derived_gauges_stamped_with_cycle_times() -> None:
+    """The cycle's start time (the clock passed to the source) is the derived history's time
+    (the clock is read at construction, then at each cycle's start and publish): cycles at
+    100 and 110 s, 40 of 200 new tokens hit -> hit ratio 0.2 over window "1m"."""
+    times = iter([0.0, 100.0, 100.5, 110.0, 110.5, 120.0, 120.5])
+    source = _Counting([(1000.0, 500.0), (1200.0, 540.0), None])
+    sampler = Sampler([source], clock=lambda: next(times), derived=DerivedGauges(60))
+    ratio = catalog.derived.PREFIX_HIT_RATIO.name
+    assert metric_values(sampler.sample_once(), ratio) == {}
+    assert metric_values(sampler.sample_once(), ratio) == {("e0", "m", "1m"): pytest.approx(0.2)}
+    # The source fails: its samples and its derived gauges go together.
+    assert metric_values(sampler.sample_once(), ratio) == {}

@@ -21,15 +21,20 @@ PUBLIC = [
     "gpumetrics.profile.planner",
     "gpumetrics.hooks",
     "gpumetrics.testing",
+    "gpumetrics.testing.sample_values",
     "gpumetrics.pipeline",
     "gpumetrics.promtext",
     "gpumetrics.export.otel",
     "gpumetrics.config",
+    "gpumetrics.engine_config",
+    "gpumetrics.settings",
+    "gpumetrics.profile.session",
     "gpumetrics.profile.analysis",
     "gpumetrics.profile.attach",
     "gpumetrics.profile.report",
     "gpumetrics.profile.schema",
     "gpumetrics.kvsize",
+    "gpumetrics.view",
 ]
 
 

@@ -2,15 +2,15 @@
 
 Prometheus families, OTel instruments, dashboards, rules, METRICS.md and deployment snippets
 are generated from `ALL` or tested against it. Entries live by area in `gpu`, `network`,
-`engine` and `health`; refer to them as objects (`catalog.gpu.GPU_POWER`), never by a
-hand-typed name.
+`engine` and `health`, and the gauges `serve` derives over a window in `derived`; refer to
+them as objects (`catalog.gpu.GPU_POWER`), never by a hand-typed name.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import engine, gpu, health, network
+from . import derived, engine, gpu, health, network
 from .spec import Group, MetricSpec, MetricType, Source, Stability, naming_problems
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "MetricType",
     "Source",
     "Stability",
+    "derived",
     "engine",
     "get",
     "gpu",
@@ -29,7 +30,7 @@ __all__ = [
     "network",
 ]
 
-ALL: tuple[MetricSpec, ...] = (*gpu.ALL, *network.ALL, *engine.ALL, *health.ALL)
+ALL: tuple[MetricSpec, ...] = (*gpu.ALL, *network.ALL, *engine.ALL, *health.ALL, *derived.ALL)
 
 BY_NAME = MappingProxyType({spec.name: spec for spec in ALL})
 

@@ -1,8 +1,9 @@
 """Inference-engine families (source: gpumetrics.hooks, or an engine's /metrics via a name map).
 
-Ratios are not exported: hit ratio is rate(hit)/rate(queried), intensity is
+Ratios are not engine series: hit ratio is rate(hit)/rate(queried), intensity is
 rate(flops)/rate(bytes), occupancy is rate(step_sequences)/rate(steps)/max — recording rules
-and derive/ compute them over a known window (DESIGN.md §3.2).
+and derive/ compute them over a known window (DESIGN.md §3.2); `serve` exports derive/'s as
+the gauges of `catalog.derived`.
 """
 
 from __future__ import annotations

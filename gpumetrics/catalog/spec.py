@@ -36,6 +36,7 @@ class Source(StrEnum):
     ENGINE = "engine"
     SPEC_TABLE = "spec_table"
     EXPORTER = "exporter"
+    DERIVED = "derived"
 
 
 class Stability(StrEnum):
@@ -55,6 +56,7 @@ class Group(StrEnum):
     ENGINE_WORK = "Engine: work done (FLOPs, bytes, tokens)"
     ENGINE_LATENCY = "Engine: latency"
     PEAKS = "GPU peaks (spec table)"
+    DERIVED = "Derived over a window (computed by serve)"
     EXPORTER = "Exporter self-metrics"
 
 
@@ -69,6 +71,8 @@ OTEL_UNITS: dict[str, str] = {
     "ratio": "1",
     "bytes_per_second": "By/s",
     "flops_per_second": "{flop}/s",
+    "flops_per_byte": "{flop}/By",
+    "tokens_per_second": "{token}/s",
     "flops": "{flop}",
     "tokens": "{token}",
     "blocks": "{block}",
@@ -90,6 +94,8 @@ BASE_UNITS = frozenset(
         "ratio",
         "bytes_per_second",
         "flops_per_second",
+        "flops_per_byte",
+        "tokens_per_second",
     }
 )
 

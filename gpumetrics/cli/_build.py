@@ -1,25 +1,25 @@
-"""Building the sidecar's parts from resolved settings (kept apart from option parsing)."""
+"""Building the sidecar's sources from its settings (kept apart from option parsing)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import replace
 
 import click
 
-from ..config import EngineEntry
 from ..errors import UnavailableError
+from ..hardware import GpuSpec
 from ..samples import Collection
+from ..settings import ServeSettings
 from ..sources import Source
-from ..sources.engine import EngineConfig, EngineSource
+from ..sources.engine import EngineSource
 from ..sources.infiniband import InfinibandSource
 from ..sources.nvml import NvmlSource
-from ..testing import FakeNvml, parse_fake_gpus
+from ..testing import FakeNvml, FakeProfile
 from ..testing.fabric import FakeFabricSource
 from ..testing.workloads import WORKLOADS
-from .options import resolve_gpu
 
 __all__ = ["build_sources"]
 
@@ -44,19 +44,19 @@ class _Unavailable:
         pass
 
 
-def _nvml(settings: dict[str, object], undo: list[Callable[[], None]]) -> Source:
-    fake = settings["fake_gpus"]
-    if fake:
-        workload = WORKLOADS[str(settings["fake_workload"])]
-        undo.append(FakeNvml(parse_fake_gpus(str(fake)), workload=workload).install().uninstall)
-    gpu_spec = settings["gpu_spec"]
-    spec = resolve_gpu(str(gpu_spec), None, "bf16", None, None, None) if gpu_spec else None
+def _nvml(
+    settings: ServeSettings,
+    gpu: GpuSpec | None,
+    fake: FakeProfile | None,
+    undo: list[Callable[[], None]],
+) -> Source:
+    if fake is not None:
+        workload = WORKLOADS[settings.fake_workload]
+        undo.append(FakeNvml(fake, workload=workload).install().uninstall)
     try:
-        return NvmlSource(
-            gpu_spec=spec, gpm=bool(settings["gpm"]), processes=bool(settings["process_memory"])
-        )
+        return NvmlSource(gpu_spec=gpu, gpm=settings.gpm, processes=settings.process_memory)
     except UnavailableError as exc:
-        if settings["require_gpu"]:
+        if settings.require_gpu:
             raise click.ClickException(f"{exc} (--require-gpu is set)") from None
         log.warning("%s; serving without GPU metrics", exc)
         return _Unavailable("nvml", exc)
@@ -77,9 +77,10 @@ def _gpu_ids(sources: list[Source]) -> dict[str, str]:
 
 
 def build_sources(
-    settings: dict[str, object], engines: tuple[EngineEntry, ...]
+    settings: ServeSettings, *, gpu: GpuSpec | None = None, fake: FakeProfile | None = None
 ) -> tuple[list[Source], Callable[[], None]]:
-    """Every source the settings ask for, and a function undoing fake installs."""
+    """Every source the settings ask for, and a function undoing fake installs. `gpu` (the
+    resolved `--gpu`) replaces every GPU's peaks; `fake` is the resolved `--fake-gpus`."""
     undo: list[Callable[[], None]] = []
     sources: list[Source] = []
 
@@ -88,28 +89,19 @@ def build_sources(
             step()
 
     try:
-        if settings["nvml"]:
-            sources.append(_nvml(settings, undo))
-        if settings["infiniband"]:
-            ib_root = Path(str(settings["ib_root"]))
-            if settings["fake_ib"]:
-                sources.append(FakeFabricSource(int(str(settings["fake_ib"])), epoch=time.time()))
-            elif ib_root.is_dir():
-                sources.append(InfinibandSource(ib_root))
+        if settings.nvml:
+            sources.append(_nvml(settings, gpu, fake, undo))
+        if settings.infiniband:
+            if settings.fake_ib:
+                sources.append(FakeFabricSource(settings.fake_ib, epoch=time.time()))
+            elif settings.ib_root.is_dir():
+                sources.append(InfinibandSource(settings.ib_root))
             else:
-                log.info("no InfiniBand sysfs at %s; IB metrics off", ib_root)
+                log.info("no InfiniBand sysfs at %s; IB metrics off", settings.ib_root)
         gpus = _gpu_ids(sources)
-        for entry in engines:
-            config = EngineConfig(
-                name=entry.name,
-                url=entry.url,
-                kind=entry.kind,
-                model=entry.model,
-                gpus=tuple(gpus.get(g, g) for g in entry.gpus),
-                max_bytes=entry.max_bytes,
-                timeout_s=entry.timeout_s,
-            )
-            sources.append(EngineSource(config))
+        for engine in settings.engines:
+            resolved = tuple(gpus.get(g, g) for g in engine.gpus)
+            sources.append(EngineSource(replace(engine, gpus=resolved)))
     except BaseException:
         for source in sources:
             source.close()

@@ -17,7 +17,9 @@ from rich.table import Table
 
 from ..costmodel import DTYPE_BYTES
 from ..errors import ConfigError, GpumetricsError
-from .options import parse_int_list, resolve_gpu, resolve_model
+from ..settings import KvSizeSettings
+from .loader import load_settings
+from .options import INT_LIST, OutputFile, resolve_gpu, resolve_model
 
 if TYPE_CHECKING:
     from ..kvsize.mrc import MissRatioCurve
@@ -105,8 +107,8 @@ def _empty(read: ReadReport) -> str:
     help="tokenizer.json for text prompts (needs the 'tokenizers' package); "
     "default: the worker's byte tokenizer.",
 )
-@click.option("--model", "model_name", help="Preset or config.json: price capacities in KV bytes.")
-@click.option("--gpu", "gpu_name", help="GPU table key (h200, h100-sxm, ...): GPUs after weights.")
+@click.option("--model", help="Preset or config.json: price capacities in KV bytes.")
+@click.option("--gpu", help="GPU table key (h200, h100-sxm, ...): GPUs after weights.")
 @click.option(
     "--tp",
     type=click.IntRange(min=1),
@@ -128,7 +130,9 @@ def _empty(read: ReadReport) -> str:
     "--target", type=float, default=0.9, show_default=True,
     help="Share of the infinite-cache hit ratio to size for, in (0, 1].",
 )  # fmt: skip
-@click.option("--capacity", "capacity_text", help="Comma-separated capacities in blocks.")
+@click.option(
+    "--capacity", "capacities", type=INT_LIST, default=(), help="Capacities in blocks: 64,1024."
+)
 @click.option(
     "--sample-rate", type=float, help="SHARDS sample rate in (0, 1] for huge traces (e.g. 0.01)."
 )
@@ -144,29 +148,18 @@ def _empty(read: ReadReport) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the rows as CSV.")
-@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG.")
-@click.option("--html", type=click.Path(dir_okay=False, path_type=Path), help="Write HTML.")
-def kv_size(
-    trace_path: Path,
-    fmt: str,
-    block_size: int | None,
-    tokenizer_path: Path | None,
-    model_name: str | None,
-    gpu_name: str | None,
-    tp: int | None,
-    dtype: str,
-    kv_dtype: str,
-    memory_fraction: float,
-    target: float,
-    capacity_text: str | None,
-    sample_rate: float | None,
-    sample_seed: int,
-    strict: bool,
-    as_json: bool,
-    as_csv: bool,
-    plot: Path | None,
-    html: Path | None,
-) -> None:
+@click.option(
+    "--plot",
+    type=OutputFile(requires=("matplotlib", "pip install 'gpumetrics[plot]'")),
+    help="Write a PNG.",
+)
+@click.option(
+    "--html",
+    type=OutputFile(requires=("matplotlib", "pip install 'gpumetrics[plot]'")),
+    help="Write HTML.",
+)
+@click.pass_context
+def kv_size(ctx: click.Context, /, **_: object) -> None:
     """How much KV memory a trace needs for the prefix-cache hit ratio you want.
 
     Example: gpumetrics kv-size --trace conversation_trace.jsonl --format mooncake
@@ -176,17 +169,20 @@ def kv_size(
     from ..kvsize.report import report_to_csv, report_to_dict, report_to_html  # noqa: PLC0415
     from ..kvsize.sizing import kv_costs, size, smallest_tp  # noqa: PLC0415
 
-    if as_json and as_csv:
-        raise click.UsageError("give --json or --csv, not both")
-    if gpu_name is not None and model_name is None:
-        raise click.UsageError("--gpu needs --model (GPUs are counted after the model's weights)")
-    if not 0 < target <= 1:
-        raise click.UsageError(f"--target must be in (0, 1], got {target}")
-    capacities = parse_int_list("--capacity", capacity_text) if capacity_text else None
+    s = load_settings(KvSizeSettings, ctx)
+    trace_path, dtype, kv_dtype, memory_fraction = (
+        s.trace_path,
+        s.dtype,
+        s.kv_dtype,
+        s.memory_fraction,
+    )
+    plot, html = s.plot, s.html
+    capacities = s.capacities or None
     costs: KvCosts | None = None
-    if model_name is not None:
-        model = resolve_model(model_name)
-        gpu = resolve_gpu(gpu_name, None, dtype, None, None, None) if gpu_name else None
+    if s.model is not None:
+        model = resolve_model(s.model)
+        gpu = resolve_gpu(s.gpu, dtype=dtype) if s.gpu else None
+        tp = s.tp
         if tp is None and gpu is not None:
             tp = smallest_tp(
                 model, gpu, dtype=dtype, kv_dtype=kv_dtype, memory_fraction=memory_fraction
@@ -200,12 +196,12 @@ def kv_size(
             raise click.UsageError(str(exc)) from None
     read = ReadReport(str(trace_path))
     try:
-        encode = load_tokenizer(tokenizer_path) if tokenizer_path else _byte_encoder()
-        chunks = read_trace(trace_path, read, fmt=fmt, block_size=block_size, encode=encode)
-        curve = _curve(chunks, read, sample_rate, sample_seed)
-        if strict and read.malformed_count:
+        encode = load_tokenizer(s.tokenizer_path) if s.tokenizer_path else _byte_encoder()
+        chunks = read_trace(trace_path, read, fmt=s.fmt, block_size=s.block_size, encode=encode)
+        curve = _curve(chunks, read, s.sample_rate, s.sample_seed)
+        if s.strict and read.malformed_count:
             raise ConfigError("trace", read.malformed_summary())
-        report = size(curve, capacities=capacities, costs=costs, target=target)
+        report = size(curve, capacities=capacities, costs=costs, target=s.target)
     except GpumetricsError as exc:
         raise click.UsageError(str(exc)) from None
     if read.malformed_count:
@@ -216,7 +212,7 @@ def kv_size(
         _write(plot, png)
     if html is not None:
         _write(html, report_to_html(report, title, png).encode())
-    if as_json:
+    if s.as_json:
         source = {
             "path": str(trace_path),
             "format": read.format,
@@ -225,7 +221,7 @@ def kv_size(
             "malformed": [{"line": m.line, "reason": m.reason} for m in read.malformed],
         }
         click.echo(json.dumps(report_to_dict(report, source), indent=2))
-    elif as_csv:
+    elif s.as_csv:
         click.echo(report_to_csv(report), nl=False)
     else:
         _print(report, read)

@@ -1,17 +1,50 @@
-"""Parsing helpers shared by commands: comma lists, SI numbers, GPU and model lookup."""
+"""What commands share: click parameter types (int lists, quantities, output files, addresses,
+engines, KEY=VALUE pairs), the options several commands declare alike, and model and GPU
+lookup. A bad value is a usage error (exit 2) naming the option, before any work starts."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ..costmodel import ModelSpec, find_model
-from ..errors import GpumetricsError
+from ..engine_config import EngineConfig, parse_engine_flag
+from ..errors import ConfigError, GpumetricsError
 from ..hardware import GpuSpec, find_gpu, load_gpu_spec, with_overrides
 
-__all__ = ["parse_int_list", "parse_quantity", "resolve_gpu", "resolve_model"]
+__all__ = [
+    "ADDRESS",
+    "ENGINE",
+    "INT_LIST",
+    "KEY_VALUE",
+    "QUANTITY",
+    "Address",
+    "EngineFlag",
+    "IntList",
+    "KeyValue",
+    "OutputFile",
+    "Quantity",
+    "block_size_option",
+    "device_option",
+    "grid_options",
+    "model_option",
+    "resolve_gpu",
+    "resolve_model",
+    "seed_option",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:  # generic from click 8.4; unsubscripted at run time for older clicks
+    _Type = click.ParamType[Any]
+else:
+    _Type = click.ParamType
 
 _SI = {
     "": 1.0,
@@ -31,35 +64,177 @@ _QUANTITY = re.compile(
 )
 
 
-def parse_int_list(option: str, text: str) -> list[int]:
-    """'1,8,64' -> [1, 8, 64]; anything not a positive integer is a usage error (exit 2)."""
-    values = []
-    for raw in text.split(","):
-        part = raw.strip()
+class IntList(_Type):
+    """`1,16,64` -> (1, 16, 64): positive integers, comma-separated."""
+
+    name = "N[,N...]"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        values = []
+        for raw in str(value).split(","):
+            part = raw.strip()
+            try:
+                number = int(part)
+            except ValueError:
+                self.fail(f"{part!r} is not an integer", param, ctx)
+            if number <= 0:
+                self.fail(f"must be positive, got {number}", param, ctx)
+            values.append(number)
+        return tuple(values)
+
+
+class Quantity(_Type):
+    """`4.8T`, `4.8e12`, `141Gi`, `989.4 TFLOP/s` -> a float in base units, > 0 (SI prefixes
+    k..E are powers of 1000, Ki..Ti powers of 1024; a trailing unit word is ignored)."""
+
+    name = "QUANTITY"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        match = _QUANTITY.match(str(value))
+        if not match:
+            self.fail(f"{value!r} is not a number (e.g. 4.8e12, 4.8T, 141Gi)", param, ctx)
+        number = float(match.group(1)) * _SI[(match.group(2) or "").lower()]
+        if number <= 0:
+            self.fail(f"must be > 0, got {value!r}", param, ctx)
+        return number
+
+
+class OutputFile(_Type):
+    """A file the command will write: its directory must exist and be writable, and the path
+    must not be a directory, so a bad path fails before the work rather than after it.
+    `requires` names a module the file needs (checked without importing it)."""
+
+    name = "FILE"
+
+    def __init__(self, requires: tuple[str, str] | None = None) -> None:
+        self.requires = requires  # (module, how to install it)
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Path:
+        path = Path(os.fsdecode(value)) if not isinstance(value, Path) else value  # type: ignore[arg-type]
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            self.fail(f"{str(path)!r} is a directory", param, ctx)
+        if not parent.is_dir():
+            self.fail(f"{str(parent)!r}: no such directory", param, ctx)
+        if not os.access(parent, os.W_OK | os.X_OK) or (
+            path.exists() and not os.access(path, os.W_OK)
+        ):
+            self.fail(f"{str(path)!r} is not writable", param, ctx)
+        if self.requires is not None and importlib.util.find_spec(self.requires[0]) is None:
+            self.fail(f"needs {self.requires[0]}: {self.requires[1]}", param, ctx)
+        return path
+
+
+class Address(_Type):
+    """`ADDR:PORT` -> (address, port); `[::1]:9400` for IPv6, `:9400` for 127.0.0.1."""
+
+    name = "ADDR:PORT"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        host, sep, port = str(value).rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            self.fail(f"{value!r} is not ADDR:PORT (e.g. 127.0.0.1:9400)", param, ctx)
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class EngineFlag(_Type):
+    """`NAME=URL[,kind=K][,model=M][,gpus=0+1][,timeout_s=S]` -> a validated EngineConfig
+    (an EngineConfig from the config file passes through)."""
+
+    name = "NAME=URL[,kind=K,model=M,gpus=0+1]"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> EngineConfig:
+        if isinstance(value, EngineConfig):
+            return value
         try:
-            value = int(part)
-        except ValueError:
-            raise click.BadParameter(f"{part!r} is not an integer", param_hint=option) from None
-        if value <= 0:
-            raise click.BadParameter(f"must be positive, got {value}", param_hint=option)
-        values.append(value)
-    return values
+            return parse_engine_flag(str(value))
+        except ConfigError as exc:
+            self.fail(exc.problem, param, ctx)
 
 
-def parse_quantity(option: str, text: str) -> float:
-    """'4.8T', '4.8e12', '141Gi', '989.4 TFLOP/s' -> a float in base units (> 0)."""
-    match = _QUANTITY.match(text)
-    if not match:
-        raise click.BadParameter(
-            f"{text!r} is not a number (e.g. 4.8e12, 4.8T, 141Gi)", param_hint=option
-        )
-    value = float(match.group(1)) * _SI[(match.group(2) or "").lower()]
-    if value <= 0:
-        raise click.BadParameter(f"must be > 0, got {text!r}", param_hint=option)
-    return value
+class KeyValue(_Type):
+    """`KEY=VALUE` -> (key, value); a pair from the config file passes through."""
+
+    name = "KEY=VALUE"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        key, sep, text = str(value).partition("=")
+        if not sep or not key.strip():
+            self.fail(f"{value!r} is not KEY=VALUE", param, ctx)
+        return key.strip(), text
+
+
+INT_LIST = IntList()
+QUANTITY = Quantity()
+ADDRESS = Address()
+ENGINE = EngineFlag()
+KEY_VALUE = KeyValue()
+
+
+def device_option(f: F) -> F:
+    """`--device cpu|cuda` (the reference worker's torch device)."""
+    return click.option(
+        "--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True
+    )(f)
+
+
+def model_option(default: str, help: str) -> Callable[[F], F]:
+    """`--model NAME_OR_CONFIG_JSON` (a cost-model preset or a Hugging Face config.json)."""
+    return click.option("--model", default=default, show_default=True, help=help)
+
+
+def grid_options(batch: str, context: str, context_help: str) -> Callable[[F], F]:
+    """`--batch` and `--context`: the decode batch sizes and context lengths (tokens) swept."""
+
+    def decorate(f: F) -> F:
+        f = click.option(
+            "--context", type=INT_LIST, default=context, show_default=True, help=context_help
+        )(f)
+        return click.option(
+            "--batch", type=INT_LIST, default=batch, show_default=True, help="Decode batch sizes."
+        )(f)
+
+    return decorate
+
+
+def block_size_option(f: F) -> F:
+    """`--block-size` (tokens per KV block)."""
+    return click.option(
+        "--block-size",
+        type=click.IntRange(min=1),
+        default=16,
+        show_default=True,
+        help="Tokens per KV block.",
+    )(f)
+
+
+def seed_option(help: str) -> Callable[[F], F]:
+    """`--seed N` (weights, and the load where there is one)."""
+    return click.option("--seed", type=int, default=0, show_default=True, help=help)
 
 
 def resolve_model(name: str) -> ModelSpec:
+    """The model preset or config.json named by --model."""
     try:
         return find_model(name)
     except GpumetricsError as exc:
@@ -68,13 +243,15 @@ def resolve_model(name: str) -> ModelSpec:
 
 def resolve_gpu(
     name: str | None,
-    spec_file: Path | None,
-    dtype: str,
-    peak_flops: str | None,
-    hbm_bandwidth: str | None,
-    gpu_memory: str | None,
+    spec_file: Path | None = None,
+    *,
+    dtype: str = "bf16",
+    peak_flops: float | None = None,
+    hbm_bandwidth: float | None = None,
+    gpu_memory: float | None = None,
 ) -> GpuSpec:
-    """The GPU from the table or a spec file, with flag overrides applied."""
+    """The GPU from the table (`--gpu`) or a spec file (`--gpu-spec`, which wins), with the
+    flag overrides applied (FLOP/s for `dtype`, bytes/s, bytes)."""
     try:
         if spec_file is not None:
             gpu = load_gpu_spec(spec_file)
@@ -82,19 +259,15 @@ def resolve_gpu(
             gpu = find_gpu(name)
         else:
             raise click.UsageError("give --gpu NAME or --gpu-spec FILE")
-        return (
-            with_overrides(
-                gpu,
-                peak_flops={dtype: parse_quantity("--peak-flops", peak_flops)}
-                if peak_flops
-                else None,
-                hbm_bandwidth=parse_quantity("--hbm-bandwidth", hbm_bandwidth)
-                if hbm_bandwidth
-                else None,
-                memory_bytes=parse_quantity("--gpu-memory", gpu_memory) if gpu_memory else None,
-            )
-            if (peak_flops or hbm_bandwidth or gpu_memory)
-            else gpu
+        if peak_flops is None and hbm_bandwidth is None and gpu_memory is None:
+            return gpu
+        return with_overrides(
+            gpu,
+            peak_flops={dtype: peak_flops} if peak_flops is not None else None,
+            hbm_bandwidth=hbm_bandwidth,
+            memory_bytes=gpu_memory,
         )
     except GpumetricsError as exc:
-        raise click.BadParameter(str(exc), param_hint="--gpu") from None
+        raise click.BadParameter(
+            str(exc), param_hint="--gpu-spec" if spec_file else "--gpu"
+        ) from None

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..settings import RenderSettings
+from .loader import load_settings
+
 __all__ = ["render"]
 
 
@@ -13,9 +16,8 @@ __all__ = ["render"]
 @click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="Repository root to write into.",
+    help="Directory to write into [default: the gpumetrics checkout holding the current "
+    "directory; outside one, --root is required].",
 )
 @click.option(
     "--check",
@@ -23,12 +25,23 @@ __all__ = ["render"]
     is_flag=True,
     help="Write nothing; exit 1 if a generated file differs from the catalog.",
 )
-def render(root: Path, check_only: bool) -> None:
-    """Regenerate METRICS.md, dashboards/ and alerts/ (rules, runbooks) from the catalog."""
-    # Imported here: grafana-foundation-sdk is heavy, and `serve` processes never render.
-    from ..render import check, write  # noqa: PLC0415
+@click.pass_context
+def render(ctx: click.Context, /, **_: object) -> None:
+    """Regenerate METRICS.md, dashboards/ and alerts/ (rules, runbooks) from the catalog.
 
-    if check_only:
+    Each file is replaced atomically (a temporary file, then a rename).
+    """
+    s = load_settings(RenderSettings, ctx)
+    # Imported here: grafana-foundation-sdk is heavy, and `serve` processes never render.
+    from ..render import check, find_checkout, write  # noqa: PLC0415
+
+    root = s.root if s.root is not None else find_checkout(Path.cwd())
+    if root is None:
+        raise click.UsageError(
+            f"{Path.cwd()} is not inside a gpumetrics checkout (no pyproject.toml naming "
+            "gpumetrics here or above); give --root DIR to write there"
+        )
+    if s.check_only:
         stale = check(root)
         if stale:
             click.echo(f"out of date: {', '.join(stale)} (run: gpumetrics render)", err=True)
@@ -36,4 +49,4 @@ def render(root: Path, check_only: bool) -> None:
         click.echo("generated files are up to date")
         return
     changed = write(root)
-    click.echo(f"wrote {', '.join(changed)}" if changed else "nothing changed")
+    click.echo(f"wrote {', '.join(changed)} under {root}" if changed else "nothing changed")

@@ -13,23 +13,18 @@ from ..costmodel import DTYPE_BYTES
 from ..errors import GpumetricsError
 from ..hardware import DTYPES
 from ..profile.planner import RooflinePlan, plan, plan_to_dict, verdict
+from ..settings import RooflineSettings
 from ..units import format_bytes, format_si
-from .options import parse_int_list, resolve_gpu, resolve_model
+from .loader import load_settings
+from .options import QUANTITY, grid_options, model_option, resolve_gpu, resolve_model
 
 __all__ = ["roofline"]
 
 
 @click.command()
-@click.option(
-    "--model",
-    "model_name",
-    default="llama-3-8b",
-    show_default=True,
-    help="Preset name or path of a Hugging Face config.json.",
-)
+@model_option("llama-3-8b", "Preset name or path of a Hugging Face config.json.")
 @click.option(
     "--gpu",
-    "gpu_name",
     default=None,
     help='Table key (h200, h100-sxm, ...) or NVML name ("NVIDIA H100 80GB HBM3"). '
     "[default: h100-sxm]",
@@ -37,6 +32,7 @@ __all__ = ["roofline"]
 @click.option(
     "--gpu-spec",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
     help="TOML/JSON file describing the GPU (overrides --gpu).",
 )
 @click.option(
@@ -52,20 +48,10 @@ __all__ = ["roofline"]
 @click.option(
     "--tp", type=click.IntRange(min=1), default=1, show_default=True, help="Tensor-parallel degree."
 )
-@click.option(
-    "--batch",
-    "batch_text",
-    default="1,8,64,256",
-    show_default=True,
-    help="Comma-separated decode batch sizes.",
-)
-@click.option(
-    "--context",
-    "context_text",
-    default="512,4096,32768",
-    show_default=True,
-    help="Comma-separated context lengths (KV tokens per sequence, including the "
-    "token being decoded).",
+@grid_options(
+    "1,8,64,256",
+    "512,4096,32768",
+    "Context lengths (KV tokens per sequence, including the token being decoded).",
 )
 @click.option(
     "--memory-fraction",
@@ -74,54 +60,44 @@ __all__ = ["roofline"]
     show_default=True,
     help="Share of GPU memory for weights + KV (vLLM's gpu_memory_utilization).",
 )
-@click.option("--peak-flops", help="Override the dense peak for --dtype (e.g. 989.4T).")
-@click.option("--hbm-bandwidth", help="Override HBM bandwidth in bytes/s (e.g. 4.8T).")
-@click.option("--gpu-memory", help="Override GPU memory in bytes (e.g. 141Gi).")
+@click.option(
+    "--peak-flops", type=QUANTITY, help="Override the dense peak for --dtype (e.g. 989.4T)."
+)
+@click.option(
+    "--hbm-bandwidth", type=QUANTITY, help="Override HBM bandwidth in bytes/s (e.g. 4.8T)."
+)
+@click.option("--gpu-memory", type=QUANTITY, help="Override GPU memory in bytes (e.g. 141Gi).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def roofline(
-    model_name: str,
-    gpu_name: str | None,
-    gpu_spec: Path | None,
-    dtype: str,
-    kv_dtype: str,
-    tp: int,
-    batch_text: str,
-    context_text: str,
-    memory_fraction: float,
-    peak_flops: str | None,
-    hbm_bandwidth: str | None,
-    gpu_memory: str | None,
-    as_json: bool,
-) -> None:
+@click.pass_context
+def roofline(ctx: click.Context, /, **_: object) -> None:
     """Where decode sits against the GPU's ops:byte ridge, per batch size and context.
 
     Example: gpumetrics roofline --model llama-3-8b --gpu h200 --batch 1,8,64 --context 512,4096
     """
-    batches = parse_int_list("--batch", batch_text)
-    contexts = parse_int_list("--context", context_text)
-    model = resolve_model(model_name)
+    s = load_settings(RooflineSettings, ctx)
+    model = resolve_model(s.model)
     gpu = resolve_gpu(
-        gpu_name if gpu_name or gpu_spec else "h100-sxm",
-        gpu_spec,
-        dtype,
-        peak_flops,
-        hbm_bandwidth,
-        gpu_memory,
+        s.gpu if s.gpu or s.gpu_spec else "h100-sxm",
+        s.gpu_spec,
+        dtype=s.dtype,
+        peak_flops=s.peak_flops,
+        hbm_bandwidth=s.hbm_bandwidth,
+        gpu_memory=s.gpu_memory,
     )
     try:
         result = plan(
             model,
             gpu,
-            batches=batches,
-            contexts=contexts,
-            dtype=dtype,
-            kv_dtype=kv_dtype,
-            tp=tp,
-            memory_fraction=memory_fraction,
+            batches=s.batch,
+            contexts=s.context,
+            dtype=s.dtype,
+            kv_dtype=s.kv_dtype,
+            tp=s.tp,
+            memory_fraction=s.memory_fraction,
         )
     except GpumetricsError as exc:
         raise click.UsageError(str(exc)) from None
-    if as_json:
+    if s.as_json:
         click.echo(json.dumps(plan_to_dict(result), indent=2))
         return
     _print_table(result)
@@ -142,7 +118,8 @@ def _print_table(result: RooflinePlan) -> None:
     )
     console.print(f"[dim]peaks: {gpu.source}[/]")
     console.print(
-        f"per GPU: weights {format_bytes(result.weight_bytes_per_gpu)}, KV budget "
+        f"per GPU: weights {format_bytes(result.weight_bytes_per_gpu)}, reserve "
+        f"{format_bytes(result.reserve.bytes)} ({result.reserve.why}), KV budget "
         f"{format_bytes(max(result.kv_budget_bytes, 0))} at {result.memory_fraction:.0%} of "
         f"{format_bytes(gpu.memory_bytes)} = {result.kv_capacity_tokens:,} tokens "
         f"({format_bytes(result.kv_bytes_per_token)}/token)"

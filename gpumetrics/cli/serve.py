@@ -2,7 +2,9 @@
 /metrics (Prometheus), /health and /ready; optionally pushes OTLP.
 
 Settings come from, highest first: flags, environment variables (GPUMETRICS_SERVE_<OPTION>),
-the --config TOML file, defaults (docs/configuration.md).
+the --config TOML file, defaults (docs/configuration.md); `load_settings` turns them into one
+`ServeSettings`, which `_prepare` checks (metric globs, web config, fake GPUs, the --gpu key)
+before anything starts, so `--print-config` shows only settings that would run.
 """
 
 from __future__ import annotations
@@ -11,27 +13,24 @@ import json
 import logging
 import signal
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
 from .. import catalog
-from ..config import (
-    FileConfig,
-    load_config,
-    load_web_config,
-    parse_engine_flag,
-    select_specs,
-)
-from ..errors import GpumetricsError
-from ..export.prometheus import PrometheusEndpoint
-from ..export.server import MetricsServer
-from ..pipeline import Sampler
+from ..catalog import MetricSpec, Source
+from ..config import FileConfig, WebConfig, load_config, load_web_config, select_specs
+from ..derive import DerivedGauges, parse_window
+from ..errors import ConfigError, GpumetricsError
+from ..hardware import GpuSpec, find_gpu
+from ..settings import ServeSettings
 from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
+from ..testing import FakeProfile, parse_fake_gpus
 from ..testing.workloads import WORKLOADS
 from ._build import build_sources
+from .loader import load_settings
+from .options import ENGINE, KEY_VALUE
 
 __all__ = ["serve"]
 
@@ -39,15 +38,33 @@ log = logging.getLogger("gpumetrics.serve")
 
 
 def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Path | None:
-    """Eager: read --config first so its values become the defaults of the other options."""
+    """Eager: read --config first so its values become the defaults of the other options
+    (lists included: a list on the command line or in the environment replaces the file's)."""
     if value is None:
         return None
     try:
-        loaded = load_config(value)
+        loaded: FileConfig = load_config(value)
     except GpumetricsError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param_hint="--config") from None
-    ctx.default_map = {**(ctx.default_map or {}), **loaded.options}
-    ctx.meta["gpumetrics.config"] = loaded
+    lists = {
+        "engines": loaded.engines,
+        "include": loaded.include,
+        "exclude": loaded.exclude,
+        "otlp_headers": tuple(loaded.otlp_headers.items()),
+    }
+    ctx.default_map = {
+        **(ctx.default_map or {}),
+        **loaded.options,
+        **{k: v for k, v in lists.items() if v},
+    }
+    return value
+
+
+def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_window(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
     return value
 
 
@@ -68,6 +85,15 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     default=1.0,
     show_default=True,
     help="Seconds between sampling cycles of each source.",
+)
+@click.option(
+    "--derived-window",
+    default="5m",
+    show_default=True,
+    callback=_window,
+    metavar="DURATION",
+    help="Window of the derived gauges (MFU, MBU, hit ratio, ...; METRICS.md), as in the "
+    "recording rules' rate5m: 30s, 5m, 1h. Their `window` label says which.",
 )
 @click.option(
     "--require-gpu",
@@ -109,13 +135,17 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
 )
 @click.option("--ib-root", type=click.Path(path_type=Path), default=IB_ROOT, show_default=True)
 @click.option(
-    "--gpu-spec", help="Override the spec-table peaks for every GPU (a table key or NVML name)."
+    "--gpu",
+    metavar="NAME",
+    help="Use this GPU's spec-table peaks for every GPU (a table key such as h200, or an "
+    "NVML name) [default: each GPU's own row].",
 )
 @click.option(
     "--engine",
-    "engine_flags",
+    "engines",
+    type=ENGINE,
     multiple=True,
-    metavar="NAME=URL[,kind=K,model=M,gpus=0+1]",
+    envvar="GPUMETRICS_SERVE_ENGINE",
     help="An engine /metrics to scrape (repeat; replaces the config file's engines).",
 )
 @click.option(
@@ -143,6 +173,14 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     help="Seconds between OTLP exports.",
 )
 @click.option(
+    "--otlp-header",
+    "otlp_headers",
+    type=KEY_VALUE,
+    multiple=True,
+    envvar="GPUMETRICS_SERVE_OTLP_HEADER",
+    help="An HTTP header for OTLP exports (repeat; replaces the config file's headers).",
+)
+@click.option(
     "--print-config",
     is_flag=True,
     help="Print the effective settings as JSON and exit (shows what won).",
@@ -154,70 +192,92 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     show_default=True,
 )
 @click.pass_context
-def serve(ctx: click.Context, /, **settings: Any) -> None:
+def serve(ctx: click.Context, /, **_: object) -> None:
     """Export GPU, interconnect and engine metrics for Prometheus (and OTLP).
 
     Hardware is sampled in the background; a scrape only renders the latest snapshot.
     """
-    file: FileConfig = ctx.meta.get("gpumetrics.config", FileConfig())
+    settings = load_settings(ServeSettings, ctx, actions=("print_config",))
     try:
-        engines = tuple(parse_engine_flag(e) for e in settings["engine_flags"]) or file.engines
-        specs = select_specs(
-            catalog.ALL,
-            tuple(settings["include"]) or file.include,
-            tuple(settings["exclude"]) or file.exclude,
-        )
-        web = load_web_config(settings["web_config"]) if settings["web_config"] else None
+        prepared = _prepare(settings)
     except GpumetricsError as exc:
         raise click.UsageError(str(exc)) from None
-    if settings["print_config"]:
-        shown = {
-            k: str(v) if isinstance(v, Path) else v
-            for k, v in settings.items()
-            if k not in ("engine_flags", "print_config")
-        }
-        shown["include"] = tuple(settings["include"]) or file.include
-        shown["exclude"] = tuple(settings["exclude"]) or file.exclude
-        shown["engines"] = [asdict(e) for e in engines]
-        shown["metrics"] = len(specs)
-        click.echo(json.dumps(shown, indent=2, default=str))
+    if ctx.params["print_config"]:
+        click.echo(json.dumps(_printable(settings, prepared), indent=2, default=str))
         return
     logging.basicConfig(
-        level=str(settings["log_level"]).upper(),
+        level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    _run(settings, engines, specs, web, file.otlp_headers)
+    _run(settings, prepared)
 
 
-def _run(
-    settings: dict[str, Any],
-    engines: tuple[Any, ...],
-    specs: tuple[Any, ...],
-    web: Any,
-    otlp_headers: dict[str, str] | Any,
-) -> None:
-    if settings["otlp_endpoint"]:
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What the settings resolve to before anything starts."""
+
+    specs: tuple[MetricSpec, ...]
+    web: WebConfig | None
+    gpu: GpuSpec | None
+    fake: FakeProfile | None
+
+
+def _prepare(settings: ServeSettings) -> _Prepared:
+    """Resolve and check what can be checked without starting anything; GpumetricsError names
+    the bad setting."""
+    if parse_window(settings.derived_window) < 2 * settings.interval:
+        raise ConfigError(
+            "--derived-window",
+            f"{settings.derived_window} holds fewer than two sampling cycles of --interval "
+            f"{settings.interval:g}s",
+        )
+    return _Prepared(
+        specs=select_specs(catalog.ALL, settings.include, settings.exclude),
+        web=load_web_config(settings.web_config) if settings.web_config else None,
+        gpu=find_gpu(settings.gpu) if settings.gpu else None,
+        fake=parse_fake_gpus(settings.fake_gpus) if settings.fake_gpus else None,
+    )
+
+
+def _printable(settings: ServeSettings, prepared: _Prepared) -> dict[str, object]:
+    """The effective settings as JSON-ready data (OTLP header values hidden)."""
+    shown = asdict(settings)
+    shown["otlp_headers"] = [name for name, _ in settings.otlp_headers]
+    shown["metrics"] = len(prepared.specs)
+    return {k: str(v) if isinstance(v, Path) else v for k, v in shown.items()}
+
+
+def _run(settings: ServeSettings, prepared: _Prepared) -> None:
+    if settings.otlp_endpoint:
         # Imported only when used: the OpenTelemetry SDK costs ~10 MiB of resident memory.
         from ..export.otel import OtelExporter  # noqa: PLC0415
+    # Imported here: prometheus_client and bcrypt are needed only once serving starts.
+    from ..export.prometheus import PrometheusEndpoint  # noqa: PLC0415
+    from ..export.server import MetricsServer  # noqa: PLC0415
+    from ..pipeline import Sampler  # noqa: PLC0415
+
     try:
-        sources, undo = build_sources(settings, engines)
+        sources, undo = build_sources(settings, gpu=prepared.gpu, fake=prepared.fake)
     except GpumetricsError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        sampler = Sampler(sources, interval=float(settings["interval"]))
-        endpoint = PrometheusEndpoint(sampler.snapshot, specs)
+        derives = any(spec.source is Source.DERIVED for spec in prepared.specs)
+        window = parse_window(settings.derived_window)
+        derived = DerivedGauges(window) if derives else None
+        sampler = Sampler(sources, interval=settings.interval, derived=derived)
+        endpoint = PrometheusEndpoint(sampler.snapshot, prepared.specs)
         server = MetricsServer(
-            settings["address"], settings["port"], endpoint.render, lambda: sampler.ready, web
+            settings.address, settings.port, endpoint.render, lambda: sampler.ready, prepared.web
         )
         otel = (
             OtelExporter(
                 sampler.snapshot,
-                settings["otlp_endpoint"],
-                interval_s=float(settings["otlp_interval"]),
-                headers=dict(otlp_headers),
-                specs=specs,
+                settings.otlp_endpoint,
+                interval_s=settings.otlp_interval,
+                headers=dict(settings.otlp_headers),
+                specs=prepared.specs,
             )
-            if settings["otlp_endpoint"]
+            if settings.otlp_endpoint
             else None
         )
     except GpumetricsError as exc:
@@ -234,8 +294,8 @@ def _run(
         otel.start()
     log.info(
         "serving on %s://%s:%d/metrics (sources: %s)",
-        "https" if web is not None and web.tls else "http",
-        settings["address"],
+        "https" if prepared.web is not None and prepared.web.tls else "http",
+        settings.address,
         server.port,
         ", ".join(s.name for s in sources) or "none",
     )

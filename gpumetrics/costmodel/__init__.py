@@ -4,7 +4,14 @@ Pure code with three callers: the hooks (FLOPs/bytes when an engine reports only
 `roofline` planner and the `profile` report. Conventions are documented in `step`.
 """
 
-from .capacity import KvCapacity, kv_capacity, kv_heads_per_gpu
+from .activations import (
+    DEFAULT_PREFILL_CHUNK,
+    MIN_RESERVE_BYTES,
+    Reserve,
+    activation_bytes,
+    activation_reserve,
+)
+from .capacity import KvCapacity, check_tp, kv_capacity, kv_heads_per_gpu, valid_tp
 from .spec import DTYPE_BYTES, PRESETS, ModelSpec, dtype_bytes, find_model, from_hf_config
 from .step import (
     RequestWork,
@@ -16,13 +23,19 @@ from .step import (
 )
 
 __all__ = [
+    "DEFAULT_PREFILL_CHUNK",
     "DTYPE_BYTES",
+    "MIN_RESERVE_BYTES",
     "PRESETS",
     "KvCapacity",
     "ModelSpec",
     "RequestWork",
+    "Reserve",
     "StepCost",
+    "activation_bytes",
+    "activation_reserve",
     "causal_pairs",
+    "check_tp",
     "decode_batch",
     "dtype_bytes",
     "expected_experts_touched",
@@ -31,4 +44,5 @@ __all__ = [
     "kv_capacity",
     "kv_heads_per_gpu",
     "step_cost",
+    "valid_tp",
 ]

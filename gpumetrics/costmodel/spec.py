@@ -42,7 +42,10 @@ class ModelSpec:
     """A decoder-only transformer in the symbols of REFERENCE.md §2.
 
     `intermediate` is the FFN width of one expert (of the dense FFN when `experts == 1`);
-    `active_experts` experts run per token (top-k routing).
+    `active_experts` experts run per token (top-k routing). `qkv_bias`: the Q, K and V
+    projections have biases (Qwen2: (Hq+2Hkv)·d per layer); `o_bias`: so does O (D per
+    layer; HF `attention_bias: true` sets both); `qk_norm`: RMSNorm over each query and key
+    head (Qwen3: 2·d weights per layer).
     """
 
     name: str
@@ -57,6 +60,9 @@ class ModelSpec:
     active_experts: int = 1
     tied_embeddings: bool = False
     max_context: int = 8192
+    qkv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -86,9 +92,21 @@ class ModelSpec:
 
     @property
     def attention_params_per_layer(self) -> int:
-        """Q, K, V and O projections: D(Hq+2Hkv)d + Hq·d·D."""
+        """Q, K, V and O projection matrices: D(Hq+2Hkv)d + Hq·d·D."""
         d = self.head_dim
         return self.hidden * (self.heads + 2 * self.kv_heads) * d + self.heads * d * self.hidden
+
+    @property
+    def attention_bias_params_per_layer(self) -> int:
+        """Projection biases: (Hq+2Hkv)·d if `qkv_bias`, + D if `o_bias` (added, not
+        multiplied: weight bytes, no matmul FLOPs)."""
+        qkv = (self.heads + 2 * self.kv_heads) * self.head_dim if self.qkv_bias else 0
+        return qkv + (self.hidden if self.o_bias else 0)
+
+    @property
+    def norm_params_per_layer(self) -> int:
+        """RMSNorm weights: before attention and FFN (2·D), plus q/k-norm (2·d) if any."""
+        return 2 * self.hidden + (2 * self.head_dim if self.qk_norm else 0)
 
     @property
     def expert_params(self) -> int:
@@ -108,16 +126,18 @@ class ModelSpec:
         """Every weight, including embeddings and norms (what sits in GPU memory)."""
         per_layer = (
             self.attention_params_per_layer
+            + self.attention_bias_params_per_layer
             + self.experts * self.expert_params
             + self.router_params_per_layer
-            + 2 * self.hidden
+            + self.norm_params_per_layer
         )
         head = 0 if self.tied_embeddings else self.embedding_params
         return self.layers * per_layer + self.embedding_params + head + self.hidden
 
     @property
     def active_params_per_token(self) -> int:
-        """Weights one token multiplies with (MoE: only its top-k experts)."""
+        """Matrix weights one token multiplies with (MoE: only its top-k experts); biases
+        and norms are not counted (2 FLOPs per parameter holds for these)."""
         per_layer = (
             self.attention_params_per_layer
             + self.active_experts * self.expert_params
@@ -176,7 +196,7 @@ _PRESETS = (
         tied_embeddings=True,
         max_context=131072,
     ),
-    # Qwen/Qwen2.5-7B-Instruct config.json (QKV biases ignored: < 0.01% of FLOPs)
+    # Qwen/Qwen2.5-7B-Instruct config.json (model_type qwen2: Q/K/V biases)
     _preset(
         name="qwen2.5-7b",
         layers=28,
@@ -187,6 +207,20 @@ _PRESETS = (
         intermediate=18944,
         vocab=152064,
         max_context=32768,
+        qkv_bias=True,
+    ),
+    # Qwen/Qwen3-8B config.json (model_type qwen3: q/k-norm, head_dim given)
+    _preset(
+        name="qwen3-8b",
+        layers=36,
+        hidden=4096,
+        heads=32,
+        kv_heads=8,
+        head_dim=128,
+        intermediate=12288,
+        vocab=151936,
+        max_context=40960,
+        qk_norm=True,
     ),
     # mistralai/Mixtral-8x7B-v0.1 config.json: 8 experts, top-2
     _preset(
@@ -235,9 +269,12 @@ def find_model(name_or_path: str) -> ModelSpec:
 
 
 def from_hf_config(path: Path) -> ModelSpec:
-    """Read a Hugging Face `config.json` (Llama, Mistral, Mixtral, Qwen2, Qwen2-MoE shapes).
+    """Read a Hugging Face `config.json` (Llama, Mistral, Mixtral, Qwen2/3 and MoE shapes).
 
-    A missing required field raises ConfigError naming the field and the file.
+    Attention extras follow the modelling code: `model_type` qwen2/qwen2_moe always has Q/K/V
+    biases (and no O bias); `attention_bias: true` (Llama, Qwen3) puts biases on Q, K, V and
+    O; qwen3/qwen3_moe have q/k-norm. A missing required field raises ConfigError naming the
+    field and the file.
     """
     source = str(path)
     try:
@@ -272,6 +309,13 @@ def from_hf_config(path: Path) -> ModelSpec:
         else need("intermediate_size")
     )
     head_dim_raw = cfg.get("head_dim")
+    model_type = str(cfg.get("model_type") or raw.get("model_type") or "")
+    attention_bias = cfg.get("attention_bias", False)
+    if not isinstance(attention_bias, bool):
+        raise ConfigError(
+            "attention_bias", f"must be true or false, got {attention_bias!r}", source=source
+        )
+    qwen2 = model_type in _QKV_BIAS_TYPES
     try:
         return ModelSpec(
             name=str(
@@ -294,9 +338,18 @@ def from_hf_config(path: Path) -> ModelSpec:
             max_context=_int(
                 "max_position_embeddings", cfg.get("max_position_embeddings", 8192), source
             ),
+            qkv_bias=qwen2 or attention_bias,
+            o_bias=attention_bias and not qwen2,
+            qk_norm=model_type in _QK_NORM_TYPES,
         )
     except ConfigError as exc:
         raise ConfigError(exc.key, exc.problem, source=source) from exc
+
+
+#: HF model types whose attention hard-codes Q/K/V biases (transformers' Qwen2Attention).
+_QKV_BIAS_TYPES = frozenset({"qwen2", "qwen2_moe"})
+#: HF model types with per-head RMSNorm on queries and keys (Qwen3Attention.q_norm/k_norm).
+_QK_NORM_TYPES = frozenset({"qwen3", "qwen3_moe"})
 
 
 def _int(key: str, value: object, source: str) -> int:

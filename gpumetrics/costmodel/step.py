@@ -11,7 +11,8 @@ context c_r (tokens in the KV cache for r after this step, the new ones included
 * Bytes are HBM traffic: every weight read once per step (MoE: the experts the step's
   tokens are expected to touch), K and V of the whole context read, new K and V written.
   Activations are not counted (MBU's usual definition).
-* Norms, RoPE, softmax and residual adds are < 1% of FLOPs and not counted.
+* Norms, RoPE, softmax, biases and residual adds are < 1% of FLOPs and not counted; bias
+  weights (Qwen2's Q/K/V) are read every step and counted in the bytes, norm weights not.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ def _cost(
         m.layers
         * (
             m.attention_params_per_layer
+            + m.attention_bias_params_per_layer
             + experts_read * m.expert_params
             + m.router_params_per_layer
         )

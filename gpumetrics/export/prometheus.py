@@ -1,8 +1,9 @@
 """Prometheus exposition of a Snapshot: a custom Collector over catalog x Snapshot.
 
 The collector reads the latest snapshot at scrape time (like prometheus_client's
-ProcessCollector); it never calls NVML or an engine. This is the only module that imports
-prometheus_client.
+ProcessCollector); it never calls NVML or an engine. This is the only module that uses
+prometheus_client for output; the scrape bridge's parser (`sources/engine/parse.py`) is the
+only other importer, for reading engines' text (tests/test_boundaries.py enforces both).
 """
 
 from __future__ import annotations

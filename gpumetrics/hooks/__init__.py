@@ -19,7 +19,7 @@ readers (see `gpumetrics.hooks.metrics`).
 """
 
 from ..promtext import CONTENT_TYPE, render_samples
-from .endpoint import MetricsEndpoint, serve
+from .endpoint import MetricsEndpoint, SampleReader, serve
 from .metrics import PHASES, EngineMetrics
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "PHASES",
     "EngineMetrics",
     "MetricsEndpoint",
+    "SampleReader",
     "render_samples",
     "serve",
 ]

@@ -3,7 +3,7 @@ read out as catalog samples.
 
 Every value is a plain slotted attribute (an int or float counter, a list of per-bucket counts
 for a histogram), so a hook is attribute arithmetic and a `bisect`; no label dict, no object
-built per call. Reading out (`_collect`) is where samples and cumulative buckets are built.
+built per call. Reading out (`collect`) is where samples and cumulative buckets are built.
 """
 
 from __future__ import annotations
@@ -15,16 +15,12 @@ from collections.abc import Callable
 from itertools import accumulate
 
 from ..catalog import engine as cat
-from ..catalog.spec import MetricSpec
 from ..costmodel import ModelSpec, dtype_bytes
 from ..samples import HistogramValue, Sample
 
-__all__ = ["HOOK_ERRORS", "EngineState"]
+__all__ = ["EngineState"]
 
 log = logging.getLogger("gpumetrics.hooks")
-
-#: The catalog entry for dropped hook calls, exported once the catalog defines it.
-HOOK_ERRORS: MetricSpec | None = getattr(cat, "HOOK_ERRORS", None)
 
 MAX = sys.float_info.max  # `0 <= x <= MAX` rejects negatives, NaN, infinities and non-numbers
 STEP_BOUNDS = cat.STEP_DURATION.buckets
@@ -166,8 +162,10 @@ class EngineState:
         """Hook calls dropped so far (invalid arguments or an internal failure)."""
         return self._hook_errors
 
-    def _collect(self) -> tuple[Sample, ...]:
-        """The samples; may raise (the endpoint turns that into a 500)."""
+    def collect(self) -> tuple[Sample, ...]:
+        """The current values as catalog samples, in catalog order. Unlike `snapshot()` this
+        raises on an internal failure: it is the reader a server uses (the hooks' endpoint
+        answers 500), not one for the engine's own loop."""
         e, m = self._labels
         out = [cat.ENGINE_INFO.sample(1, e, m, "gpumetrics")]
         gauges = (
@@ -215,8 +213,7 @@ class EngineState:
             cat.ITL.sample(_histogram(ITL_BOUNDS, self._itl_counts, self._itl_sum), e, m),
             cat.E2E.sample(_histogram(E2E_BOUNDS, self._e2e_counts, self._e2e_sum), e, m),
         ]
-        if HOOK_ERRORS is not None:
-            out.append(HOOK_ERRORS.sample(self._hook_errors, e, m))
+        out.append(cat.HOOK_ERRORS.sample(self._hook_errors, e, m))
         return tuple(out)
 
     def _drop(self, method: str, exc: BaseException) -> None:

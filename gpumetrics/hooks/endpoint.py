@@ -5,6 +5,16 @@ Unix socket (`curl --unix-socket PATH http://engine/metrics`). Each request rend
 current values of its EngineMetrics on the server's own thread: reading the hook counters
 takes no lock, so a scrape never blocks the engine loop. The sidecar (`sources/engine`) and
 Prometheus read this page exactly as they read vLLM's or SGLang's /metrics.
+
+The endpoint reads through the public `SampleReader` protocol (`EngineMetrics` is one), so it
+knows nothing of the hooks' internals.
+
+Fork: a forked child does not serve. The child's copy of a running endpoint is closed there
+at once (its listening socket is the parent's, and the thread that served it did not survive
+the fork); the parent's endpoint is untouched, `close()` in the child returns at once, and a
+child that wants an endpoint of its own calls `serve()` again (`os.register_at_fork`, as the
+OpenTelemetry SDK restarts its threads; a child serving the parent's socket would answer
+scrapes of the parent's series with its own copy of the counters).
 """
 
 from __future__ import annotations
@@ -19,17 +29,28 @@ import stat
 import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..promtext import CONTENT_TYPE, render_samples
-from ._state import EngineState
+from ..samples import Sample
 
-if TYPE_CHECKING:
-    from .metrics import EngineMetrics
-
-__all__ = ["MetricsEndpoint", "serve"]
+__all__ = ["MetricsEndpoint", "SampleReader", "serve"]
 
 log = logging.getLogger("gpumetrics.hooks")
+
+
+@runtime_checkable
+class SampleReader(Protocol):
+    """What an endpoint renders: one (engine, model)'s samples. `collect()` may raise (the
+    endpoint answers 500 and logs it); `EngineMetrics` is a SampleReader."""
+
+    @property
+    def engine(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    def collect(self) -> Iterable[Sample]: ...
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,7 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         metrics = self.server.metrics if isinstance(self.server, _Serving) else ()
         try:
-            body = render_samples(s for m in metrics for s in m._collect())
+            body = render_samples(s for m in metrics for s in m.collect())
         except Exception:
             log.exception("rendering the engine /metrics page failed")
             self._reply(500, b"error rendering metrics\n", "text/plain; charset=utf-8")
@@ -64,9 +85,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Serving:
-    """What every server here carries: the EngineMetrics it renders."""
+    """What every server here carries: the readers it renders."""
 
-    metrics: tuple[EngineState, ...] = ()
+    metrics: tuple[SampleReader, ...] = ()
 
 
 class _TcpServer(_Serving, ThreadingHTTPServer):
@@ -93,7 +114,7 @@ class MetricsEndpoint:
 
     def __init__(
         self,
-        server: socketserver.BaseServer,
+        server: socketserver.TCPServer,
         *,
         address: str,
         port: int,
@@ -108,20 +129,35 @@ class MetricsEndpoint:
         self._thread = threading.Thread(
             target=server.serve_forever, name="gpumetrics-hooks-endpoint", daemon=True
         )
-        self._thread.start()
         self._closed = False
+        _track(self)
+        self._thread.start()
+
+    @property
+    def closed(self) -> bool:
+        """True once closed (here, or by a fork: see the module docstring)."""
+        return self._closed
 
     def close(self) -> None:
         """Stop serving, close the socket (remove the Unix socket file). Idempotent."""
         if self._closed:
             return
         self._closed = True
+        _untrack(self)
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5.0)
         if self.unix_socket is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.unix_socket)
+
+    def _abandon_in_child(self) -> None:
+        """After fork, in the child: close this process's copy of the listening socket and
+        mark the endpoint closed, without `shutdown()` (it would wait forever for a serving
+        thread the child does not have) and without unlinking the parent's Unix socket."""
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._server.socket.close()
 
     def __enter__(self) -> MetricsEndpoint:
         return self
@@ -134,22 +170,51 @@ class MetricsEndpoint:
         return f"MetricsEndpoint({where!r})"
 
 
+_live: set[MetricsEndpoint] = set()
+_live_lock = threading.Lock()
+_fork_hook = False
+
+
+def _track(endpoint: MetricsEndpoint) -> None:
+    global _fork_hook  # noqa: PLW0603 - registered once per process, on first use
+    with _live_lock:
+        if not _fork_hook and hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook = True
+        _live.add(endpoint)
+
+
+def _untrack(endpoint: MetricsEndpoint) -> None:
+    with _live_lock:
+        _live.discard(endpoint)
+
+
+def _after_fork_in_child() -> None:
+    global _live_lock  # noqa: PLW0603 - a lock held by another thread at fork stays held
+    _live_lock = threading.Lock()
+    endpoints = list(_live)
+    _live.clear()
+    for endpoint in endpoints:
+        endpoint._abandon_in_child()
+
+
 def serve(
-    metrics: EngineMetrics | Iterable[EngineMetrics],
+    metrics: SampleReader | Iterable[SampleReader],
     *,
     address: str = "127.0.0.1",
     port: int = 0,
     unix_socket: str | None = None,
 ) -> MetricsEndpoint:
-    """Serve GET /metrics for one or several EngineMetrics (404 for any other path).
+    """Serve GET /metrics for one or several EngineMetrics (any `SampleReader`; 404 for any
+    other path).
 
     TCP on `address`:`port` (loopback by default; port 0 picks a free port, read it from
     `.port`), or a Unix socket at `unix_socket` (a stale socket file left by a dead process
     is replaced). Set-up errors raise: OSError when the address is taken, ValueError when two
     EngineMetrics share an (engine, model) pair (their series would collide).
     """
-    group: tuple[EngineState, ...] = (
-        (metrics,) if isinstance(metrics, EngineState) else tuple(metrics)
+    group: tuple[SampleReader, ...] = (
+        (metrics,) if isinstance(metrics, SampleReader) else tuple(metrics)
     )
     pairs = [(m.engine, m.model) for m in group]
     if len(set(pairs)) != len(pairs):

@@ -20,16 +20,13 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from ..costmodel import RequestWork
 from ..promtext import render_samples
 from ..samples import Sample
+from . import endpoint
 from ._state import E2E_BOUNDS, ITL_BOUNDS, MAX, STEP_BOUNDS, TTFT_BOUNDS, EngineState
 from ._work import recompute_flops, step_work
-
-if TYPE_CHECKING:
-    from .endpoint import MetricsEndpoint
 
 __all__ = ["PHASES", "EngineMetrics"]
 
@@ -48,7 +45,8 @@ class EngineMetrics(EngineState):
     durations (`t0 = m.clock(); ...; m.record_step(..., duration_s=m.clock() - t0)`).
 
     Construction validates its arguments and may raise (set-up time); the `record_*` and
-    `set_queue` methods, `snapshot()` and `render_text()` never raise.
+    `set_queue` methods, `snapshot()` and `render_text()` never raise; `collect()` (inherited,
+    the reader a server uses) raises on an internal failure so the server can answer 500.
     """
 
     __slots__ = ()
@@ -241,7 +239,7 @@ class EngineMetrics(EngineState):
         """Current values as catalog samples, in catalog order (empty on an internal error,
         which is counted in `hook_errors`)."""
         try:
-            return self._collect()
+            return self.collect()
         except Exception as exc:
             self._drop("snapshot", exc)
             return ()
@@ -250,15 +248,13 @@ class EngineMetrics(EngineState):
         """The classic Prometheus text exposition (format 0.0.4) of this instance, UTF-8
         (empty on an internal error, which is counted in `hook_errors`)."""
         try:
-            return render_samples(self._collect())
+            return render_samples(self.collect())
         except Exception as exc:
             self._drop("render_text", exc)
             return b""
 
     def serve(
         self, address: str = "127.0.0.1", port: int = 0, *, unix_socket: str | None = None
-    ) -> MetricsEndpoint:
+    ) -> endpoint.MetricsEndpoint:
         """Start a /metrics endpoint for this instance (see `gpumetrics.hooks.serve`)."""
-        from .endpoint import serve  # noqa: PLC0415 - endpoint imports this module
-
-        return serve(self, address=address, port=port, unix_socket=unix_socket)
+        return endpoint.serve(self, address=address, port=port, unix_socket=unix_socket)

@@ -20,6 +20,12 @@ context, ordered by chunk:
   per doubling is (tps2 / tps1) ^ (1 / log2(x2 / x1)) − 1; the knee is the first x1 whose
   gain falls below `KNEE_GAIN` (10 %): doubling the batch beyond it buys < 10 % more tokens/s;
 * largest fit (decode): the largest swept batch whose KV fits the budget (and that ran).
+
+A decode cell's KV need is its sequences' whole stay in the pool — the prompt plus every token
+decoded while the batch fills, warms up and is timed (`sweep.blocks_needed`) — and the group's
+batch bound (`max_batch_fits`, quoted by the verdict) is the largest batch the same rule
+admits (`sweep.max_decode_batch`), so "largest fit" is never above it and the first swept
+batch that does not fit is.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from ..derive import Bound, arithmetic_intensity, bound, mbu, mfu, ridge_point, 
 from ..hardware import GpuSpec
 from .measure import DECODE, CellMeasurement, CellSpec, GpuActivity, KvPool, StepPlan
 from .planner import plan as roofline_plan
-from .sweep import SkippedCell, SweepOutcome, blocks_needed
+from .sweep import SkippedCell, SweepOutcome, blocks_needed, max_decode_batch
 
 __all__ = [
     "KNEE_GAIN",
@@ -257,7 +263,6 @@ def analyze(
             results[c] = CellResult(
                 c, n, skipped, fits[c], frozenset(m for m, on in marks.items() if on)
             )
-        per_seq_blocks = math.ceil(context / pool.block_size)
         summaries.append(
             GroupSummary(
                 phase=phase,
@@ -268,7 +273,11 @@ def analyze(
                 knee_gain=knee[1] if knee else None,
                 top_gain=top,
                 largest_fit=largest,
-                max_batch_fits=pool.budget_blocks // per_seq_blocks if decode else None,
+                max_batch_fits=(
+                    max_decode_batch(context, plan, pool.block_size, pool.budget_blocks)
+                    if decode
+                    else None
+                ),
                 crossover_batch=crossover[context] if decode else None,
                 bounds=tuple((x, n.bound) for x, n in measured),
                 skipped=sum(1 for _, n, _ in entries if n is None),

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..costmodel import ModelSpec, decode_batch, kv_capacity, kv_heads_per_gpu
+from ..costmodel import ModelSpec, Reserve, decode_batch, kv_capacity, kv_heads_per_gpu
 from ..derive import Bound, bound, ridge_point, roofline_time
 from ..errors import ConfigError
 from ..hardware import GpuSpec
+from ..units import format_bytes
 
 __all__ = [
     "SCHEMA",
@@ -91,6 +92,8 @@ class RooflinePlan:
     kv_capacity_tokens: int
     rows: tuple[RooflineRow, ...]
     contexts: tuple[ContextSummary, ...]
+    reserve: Reserve
+    """Bytes kept back per GPU for activations and CUDA graphs (not KV), and why."""
 
     @property
     def ridge(self) -> float:
@@ -161,16 +164,19 @@ def plan(
     kv_dtype: str = "bf16",
     tp: int = 1,
     memory_fraction: float = 0.9,
+    reserve_bytes: float | None = None,
 ) -> RooflinePlan:
-    """Decode roofline for every (batch, context) pair on `gpu`."""
+    """Decode roofline for every (batch, context) pair on `gpu`.
+
+    The KV budget keeps `reserve_bytes` per GPU back for activations and CUDA graphs; None
+    means the cost model's default (`costmodel.activation_reserve`).
+    """
     if not batches or not contexts:
         raise ConfigError("batch/context", "need at least one batch size and one context")
     for key, values in (("batch", batches), ("context", contexts)):
         bad = [v for v in values if v <= 0]
         if bad:
             raise ConfigError(key, f"must be positive integers, got {bad}")
-    if tp <= 0:
-        raise ConfigError("tp", f"must be > 0, got {tp}")
     try:
         peak = gpu.peak(dtype)
     except KeyError as exc:
@@ -182,6 +188,7 @@ def plan(
         kv_dtype=kv_dtype,
         tp=tp,
         memory_fraction=memory_fraction,
+        reserve_bytes=reserve_bytes,
     )
     setup = _Setup(
         model,
@@ -234,6 +241,7 @@ def plan(
         kv_capacity_tokens=capacity.tokens,
         rows=tuple(rows),
         contexts=tuple(summaries),
+        reserve=capacity.reserve,
     )
 
 
@@ -257,6 +265,7 @@ def plan_to_dict(result: RooflinePlan) -> dict[str, object]:
             "peak_flops": result.peak_flops,
             "hbm_bandwidth": result.bandwidth,
             "memory_bytes": gpu.memory_bytes,
+            "memory_source": gpu.memory_source,
             "ridge": result.ridge,
         },
         "dtype": result.dtype,
@@ -265,6 +274,8 @@ def plan_to_dict(result: RooflinePlan) -> dict[str, object]:
         "memory_fraction": result.memory_fraction,
         "per_gpu": True,
         "weight_bytes_per_gpu": result.weight_bytes_per_gpu,
+        "reserve_bytes": result.reserve.bytes,
+        "reserve_why": result.reserve.why,
         "kv_budget_bytes": result.kv_budget_bytes,
         "kv_bytes_per_token_per_gpu": result.kv_bytes_per_token,
         "kv_capacity_tokens": result.kv_capacity_tokens,
@@ -311,8 +322,9 @@ def verdict(result: RooflinePlan) -> list[str]:
         )
         if not result.kv_budget_bytes > 0:
             lines.append(
-                f"context {c.context}: the weights alone exceed "
-                f"{result.memory_fraction:.0%} of GPU memory; raise --tp."
+                f"context {c.context}: the weights and the {format_bytes(result.reserve.bytes)} "
+                f"activation reserve exceed {result.memory_fraction:.0%} of GPU memory; "
+                f"raise --tp."
             )
         elif c.crossover_batch is None:
             lines.append(

@@ -101,27 +101,11 @@ class ProfileReport:
 
 
 def _roof(roof: Roof | None) -> dict[str, Any] | None:
-    if roof is None:
-        return None
-    return {
-        "kind": roof.kind,
-        "peak_flops": roof.peak_flops,
-        "bandwidth": roof.bandwidth,
-        "ridge": roof.ridge,
-        "source": roof.source,
-    }
+    return None if roof is None else {**asdict(roof), "ridge": roof.ridge}
 
 
 def _gpu(activity: GpuActivity | None) -> dict[str, Any] | None:
-    if activity is None:
-        return None
-    return {
-        "tensor_active": activity.tensor_active,
-        "dram_active": activity.dram_active,
-        "sm_active": activity.sm_active,
-        "utilization_naive": activity.utilization_naive,
-        "seconds": activity.seconds,
-    }
+    return None if activity is None else asdict(activity)
 
 
 def cell_to_dict(result: CellResult) -> dict[str, Any]:
@@ -168,19 +152,10 @@ def cell_to_dict(result: CellResult) -> dict[str, Any]:
 
 
 def _group(g: GroupSummary) -> dict[str, Any]:
-    return {
-        "phase": g.phase,
-        "context": g.context,
-        "axis": g.axis,
-        "first_compute_bound": g.first_compute_bound,
-        "knee": g.knee,
-        "knee_gain": g.knee_gain,
-        "top_gain": g.top_gain,
-        "largest_fit": g.largest_fit,
-        "max_batch_fits": g.max_batch_fits,
-        "crossover_batch": g.crossover_batch,
-        "skipped": g.skipped,
-    }
+    """Every field but `bounds` (the per-cell bounds are in `cells`)."""
+    out = asdict(g)
+    del out["bounds"]
+    return out
 
 
 def _attach(info: AttachInfo | None) -> dict[str, Any] | None:
@@ -239,16 +214,7 @@ def report_to_dict(report: ProfileReport) -> dict[str, Any]:
             "dtype": report.dtype,
             "kv_bytes_per_token": m.kv_bytes_per_token(report.dtype or "bf16"),
         },
-        "device": None
-        if d is None
-        else {
-            "kind": d.kind,
-            "name": d.name,
-            "uuid": d.uuid,
-            "dtype": d.dtype,
-            "torch_version": d.torch_version,
-            "threads": d.threads,
-        },
+        "device": None if d is None else asdict(d),
         "roofs": None
         if report.roofs is None
         else {
@@ -256,16 +222,7 @@ def report_to_dict(report: ProfileReport) -> dict[str, Any]:
             "achievable": _roof(report.roofs.achievable),
         },
         "calibration": None if cal is None else asdict(cal),
-        "kv_pool": None
-        if pool is None
-        else {
-            "blocks": pool.blocks,
-            "block_size": pool.block_size,
-            "bytes_per_token": pool.bytes_per_token,
-            "budget_blocks": pool.budget_blocks,
-            "budget_tokens": pool.budget_tokens,
-            "budget_source": pool.budget_source,
-        },
+        "kv_pool": None if pool is None else {**asdict(pool), "budget_tokens": pool.budget_tokens},
         "plan": None if plan is None else asdict(plan),
         "gpu_counters": {
             "available": report.gpu_counters_available,

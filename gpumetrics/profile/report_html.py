@@ -1,7 +1,8 @@
 """`gpumetrics profile --html FILE`: one self-contained HTML page.
 
 The page holds the header (model, device, roofs, KV pool), the verdict, the plots as inline
-`data:image/png;base64` images, and the cell table (the same strings as the terminal table),
+`data:image/png;base64` images, and the cell table (the same strings and legend as the
+terminal table),
 with inline CSS only: no scripts, fonts, stylesheets or images from anywhere else, so the file
 can be mailed or attached to a ticket as is.
 """
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from html import escape
 
 from .report import SCHEMA, ProfileReport
-from .table import attach_rows, cell_row, columns, has_gpu_activity, header_lines
+from .table import LEGEND, attach_rows, cell_row, columns, has_gpu_activity, header_lines
 
 __all__ = ["report_to_html"]
 
@@ -99,7 +100,7 @@ def report_to_html(
     if missing_plots:
         parts.append(f'<p class="meta">{escape(missing_plots)}</p>')
     if report.results:
-        parts += ["<h2>Cells</h2>", _table(report)]
+        parts += ["<h2>Cells</h2>", _table(report), f'<p class="meta legend">{escape(LEGEND)}</p>']
     if report.attach is not None:
         rows = "".join(
             f'<tr><td class="text">{escape(k)}</td><td>{escape(v)}</td></tr>'

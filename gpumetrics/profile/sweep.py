@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
+from ..costmodel import ModelSpec
+from ..costmodel.fit import MemoryNeed, memory_need
 from .measure import (
     DECODE,
     PREFILL,
@@ -38,10 +40,12 @@ __all__ = [
     "SweepOutcome",
     "blocks_needed",
     "decode_max_tokens",
+    "max_decode_batch",
     "prompt_tokens",
     "run_sweep",
     "step_budget",
     "sweep_cells",
+    "sweep_memory_need",
 ]
 
 #: Token budget of the steps that fill a decode cell's batch (prefill of its prompts).
@@ -67,6 +71,11 @@ class CellRunner(Protocol):
 
     @property
     def pool(self) -> KvPool: ...
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the report should say about how the cells ran (e.g. the decode path)."""
+        ...
 
     def run(self, cell: CellSpec, plan: StepPlan, window: MeasureWindow) -> CellMeasurement:
         """Measure one cell; raise `CellSkipped` when it cannot run."""
@@ -119,6 +128,45 @@ def blocks_needed(cell: CellSpec, plan: StepPlan, block_size: int) -> int:
     else:
         per_sequence = prompt_tokens(cell, plan) + decode_max_tokens(cell, plan)
     return cell.batch * math.ceil(per_sequence / block_size)
+
+
+def max_decode_batch(context: int, plan: StepPlan, block_size: int, budget_blocks: int) -> int:
+    """The largest decode batch at `context` whose cell fits `budget_blocks` (by
+    `blocks_needed`, the rule that marks cells as fitting): 0 if not even one sequence does.
+    `blocks_needed` never shrinks as the batch grows, so a binary search finds it."""
+    low, high = 0, max(budget_blocks, 0)  # every sequence holds at least one block
+    while low < high:
+        mid = (low + high + 1) // 2
+        if blocks_needed(CellSpec(DECODE, mid, context), plan, block_size) <= budget_blocks:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def sweep_memory_need(
+    model: ModelSpec,
+    cells: Sequence[CellSpec],
+    plan: StepPlan,
+    *,
+    dtype: str,
+    block_size: int,
+    kv_blocks: int | None = None,
+) -> MemoryNeed:
+    """The least the sweep allocates: the weights, the KV pool (`kv_blocks`, or the smallest
+    cell's need: less and no cell runs) and the activations of its largest step."""
+    blocks = (
+        kv_blocks
+        if kv_blocks is not None
+        else min(blocks_needed(c, plan, block_size) for c in cells)
+    )
+    return memory_need(
+        model,
+        dtype=dtype,
+        kv_tokens=blocks * block_size,
+        step_tokens=max(step_budget(c) for c in cells),
+        sampling_sequences=max(c.batch for c in cells),
+    )
 
 
 def run_sweep(

@@ -12,6 +12,7 @@ from .report import ProfileReport
 
 __all__ = [
     "GPU_COLUMNS",
+    "LEGEND",
     "MARK_NAMES",
     "attach_rows",
     "cell_row",
@@ -44,6 +45,16 @@ MARK_NAMES: Final = {
     Mark.KNEE: "knee",
     Mark.LARGEST_FIT: "largest fit",
 }
+
+
+#: What the less obvious columns and marks mean, under the table (terminal and HTML alike).
+LEGEND: Final = (
+    "roof ms: the step time the roofs allow; % roof: that over the measured step; "
+    "knee: doubling the batch past it gains < 10 % tokens/s; 1st compute-bound: the smallest "
+    "swept batch (chunk) at or past the ridge; largest fit: the largest swept batch whose KV "
+    "(prompt plus the tokens decoded in the cell) fits the budget, never above the verdict's "
+    "batch bound"
+)
 
 
 def columns(gpu: bool) -> tuple[str, ...]:

@@ -103,9 +103,11 @@ def _decode_line(g: GroupSummary, cells: Sequence[CellResult], ridge: float, poo
             "doubling): larger batches would pay"
         )
     if g.max_batch_fits is not None:
+        holds = f"holds batch ≤ {g.max_batch_fits:,}" if g.max_batch_fits else "holds no sequence"
         parts.append(
             f"the KV budget ({format_bytes(pool.budget_tokens * pool.bytes_per_token)}, "
-            f"{pool.budget_source}) holds batch ≤ {g.max_batch_fits:,} at this context"
+            f"{pool.budget_source}) {holds} at this context (prompt plus the tokens decoded "
+            "in the cell)"
         )
     return f"{_name(g)}: " + "; ".join(parts) + "."
 

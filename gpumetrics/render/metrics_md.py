@@ -15,11 +15,14 @@ Generated from `gpumetrics/catalog/` by `gpumetrics render`; do not edit by hand
 fails when this file and the catalog drift apart).
 
 Conventions: base units in the name (`_bytes`, `_seconds`, `_joules`, `_watts`, `_ratio` for
-0-1), `_total` on counters only. Ratios such as the prefix-cache hit ratio, arithmetic
-intensity, MFU and MBU are not exported: compute them where the window is known
-(`rate(a) / rate(b)`; see the recording rules). Labels mean the same everywhere: `gpu`
-(index), `gpu_uuid`, `gpu_model`, `link`, `ib_device`, `port`, `engine`, `model`, `phase`.
-Host identity comes from Prometheus' `instance` label.
+0-1), `_total` on counters only. The counters are the source of truth; ratios such as the
+prefix-cache hit ratio, arithmetic intensity, MFU and MBU are computed where the window is
+known: by the recording rules (`rate(a) / rate(b)`, alerts/), and by `serve` itself over
+`--derived-window` (default 5m, the `window` label) for readers without those rules (last
+section; the same definitions, held to the rules by a test with a real Prometheus). Labels
+mean the same everywhere: `gpu` (index), `gpu_uuid`, `gpu_model`, `link`, `ib_device`,
+`port`, `engine`, `model`, `phase`, `window`. Host identity comes from Prometheus'
+`instance` label.
 
 """
 

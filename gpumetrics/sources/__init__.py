@@ -1,6 +1,8 @@
 """Sources turn hardware and engines into typed samples in base units.
 
-Each source is isolated: one failing never stops another. Only `sources/nvml*` imports pynvml.
+Each source is isolated: one failing never stops another. Only the NVML side imports pynvml:
+`nvml*.py`, `gpm.py` (GPM profiling metrics) and `xid.py` (XID events); the InfiniBand and
+engine sources never load it (tests/test_boundaries.py enforces both).
 """
 
 from __future__ import annotations

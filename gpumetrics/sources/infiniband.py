@@ -19,10 +19,19 @@ the error counters are always their PMA widths (16, 8 or 4 bits) and `port_xmit_
 32-bit (see `PMA_COUNTER_BITS`). A port's data/packet counters are taken as 64-bit when the
 caller says so (`extended_counters=True`), or when the tree shows it: the kernel's extended
 group is the only one with `unicast_*`/`multicast_*` packet files, and a value above 2^32 - 1
-can only come from a 64-bit counter. That decision is sticky per port. 64-bit counters pass
-through raw. Every narrower counter is exported as a cumulative value that never goes down: the
-first reading plus the sum of wrap-aware deltas (`derive.counter_delta(bits=width)`), so a wrap
-between two cycles adds the true increase instead of showing Prometheus a fake reset.
+can only come from a 64-bit counter. That decision is sticky per port.
+
+Every counter is exported as a cumulative value that never goes down: the first reading plus
+the sum of the increases seen since, so neither a wrap nor a reset shows Prometheus a counter
+going backwards. A 64-bit counter never wraps, so a drop is a reset and adds the new reading.
+A drop of a narrower counter is a wrap or a reset (`perfquery -R`, a driver reload, or a
+64-bit counter not yet known as one), told apart by the line rate: the increase a wrap would
+imply, (2^bits - previous + current) words x 4 bytes — or packets x 26 bytes, the smallest IB
+packet — over the seconds since the last cycle (`collect(now)`), beyond the port's `rate`
+(with 10 % slack for timing) cannot have happened, so it was a reset. Counters are reset
+together: one reset seen on a port's data or packet counters makes every drop on that port
+a reset. A plausible drop is one wrap (`derive.counter_delta(bits=width)`); without a `rate`
+or a forward clock the 2^(bits-1) rule of `counter_delta` decides alone.
 
 Degrading: a missing file, a file that reads `N/A (no PMA)`, or a read the kernel refuses as
 unsupported (EINVAL, EOPNOTSUPP, ENOSYS, ...) yields no sample and no error. Text that does not
@@ -161,12 +170,27 @@ def parse_counter(text: str) -> int:
     return int(value)
 
 
+#: Bytes on the wire per unit of each rate-checked counter: data counts 4-byte words; a
+#: packet is at least an IB header and CRCs (LRH 8 + BTH 12 + ICRC 4 + VCRC 2 bytes).
+_BYTES_PER_UNIT: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "port_xmit_data": 4,
+        "port_rcv_data": 4,
+        "port_xmit_packets": 26,
+        "port_rcv_packets": 26,
+    }
+)
+#: A wrap may imply up to this multiple of the line rate before it is called a reset.
+_RATE_SLACK: Final = 1.1
+
+
 @dataclass(frozen=True, slots=True)
 class _Running:
-    """A narrow counter's last raw reading and the cumulative value exported for it."""
+    """A counter's last raw reading, when it was read, and the cumulative value exported."""
 
     raw: int
     total: int
+    at: float
 
 
 class _Reader:
@@ -226,11 +250,11 @@ class InfinibandSource:
         return self._root
 
     def collect(self, now: float) -> Collection:
-        """One sample of every port; `now` is unused (nothing here is time-derived)."""
+        """One sample of every port; `now` (seconds) times the wrap-or-reset judgement."""
         reader = _Reader()
         samples: list[Sample] = []
         for device, port, path in self._ports():
-            samples.extend(self._port_samples(reader, (device, port), path))
+            samples.extend(self._port_samples(reader, (device, port), path, now))
         return Collection(tuple(samples), tuple(reader.errors))
 
     def close(self) -> None:
@@ -250,25 +274,57 @@ class InfinibandSource:
             raise UnavailableError("InfiniBand sysfs", f"no ports under {self._root}", _HINT)
         return ports
 
-    def _port_samples(self, reader: _Reader, labels: _Port, path: Path) -> Iterator[Sample]:
-        yield from _port_facts(reader, labels, path)
-        yield from self._counter_samples(reader, labels, path / "counters")
+    def _port_samples(
+        self, reader: _Reader, labels: _Port, path: Path, now: float
+    ) -> Iterator[Sample]:
+        rate = reader.parsed(path / "rate", parse_rate)
+        yield from _port_facts(reader, labels, path, rate)
+        yield from self._counter_samples(reader, labels, path / "counters", rate, now)
         yield from _congestion_samples(reader, labels, path / "hw_counters")
 
-    def _counter_samples(self, reader: _Reader, labels: _Port, counters: Path) -> Iterator[Sample]:
+    def _counter_samples(
+        self, reader: _Reader, labels: _Port, counters: Path, rate: float | None, now: float
+    ) -> Iterator[Sample]:
         raw: dict[str, int] = {}
         for name in PMA_COUNTER_BITS:
             value = reader.parsed(counters / name, parse_counter)
             if value is not None:
                 raw[name] = value
         wide = self._is_extended(labels, counters, raw)
+        bits = {
+            name: _WIDE if wide and name in _EXTENDABLE else PMA_COUNTER_BITS[name] for name in raw
+        }
+        reset = self._port_was_reset(labels, raw, bits, rate, now)
         exported: dict[str, float] = {}
         for name, value in raw.items():
-            bits = _WIDE if wide and name in _EXTENDABLE else PMA_COUNTER_BITS[name]
-            if name in _TRAFFIC and bits < _WIDE and is_saturated(value, bits):
+            if name in _TRAFFIC and bits[name] < _WIDE and is_saturated(value, bits[name]):
                 reader.fail("saturated", counters / name, value)
-            exported[name] = float(self._cumulative((*labels, name), value, bits))
+            total = self._cumulative((*labels, name), value, bits[name], reset=reset, now=now)
+            exported[name] = float(total)
         yield from _counter_families(labels, exported)
+
+    def _port_was_reset(
+        self,
+        labels: _Port,
+        raw: Mapping[str, int],
+        bits: Mapping[str, int],
+        rate: float | None,
+        now: float,
+    ) -> bool:
+        """True when a data/packet counter dropped in a way no wrap explains (module doc)."""
+        for name, per_unit in _BYTES_PER_UNIT.items():
+            previous = self._running.get((*labels, name))
+            if previous is None or name not in raw or raw[name] >= previous.raw:
+                continue
+            if bits[name] >= _WIDE:
+                return True  # a 64-bit counter does not wrap
+            elapsed = now - previous.at
+            if rate is None or elapsed <= 0:
+                continue  # nothing to judge by: counter_delta's half-range rule decides
+            wrapped = (1 << bits[name]) - previous.raw + raw[name]
+            if wrapped * per_unit / elapsed > rate * _RATE_SLACK:
+                return True
+        return False
 
     def _is_extended(self, labels: _Port, counters: Path, raw: Mapping[str, int]) -> bool:
         if self._extended is not None:
@@ -280,14 +336,19 @@ class InfinibandSource:
             self._wide_ports.add(labels)
         return labels in self._wide_ports
 
-    def _cumulative(self, series: _Series, raw: int, bits: int) -> int:
-        """Raw for 64-bit counters; else first reading + sum of wrap-aware deltas."""
+    def _cumulative(self, series: _Series, raw: int, bits: int, *, reset: bool, now: float) -> int:
+        """First reading + the sum of increases since: a drop adds `raw` after a reset (and
+        always at 64 bits), one wrap's worth otherwise."""
         previous = self._running.get(series)
-        if bits >= _WIDE or previous is None:
+        if previous is None:
             total = raw
+        elif raw >= previous.raw:
+            total = previous.total + raw - previous.raw
+        elif reset or bits >= _WIDE:
+            total = previous.total + raw
         else:
             total = previous.total + round(counter_delta(previous.raw, raw, bits=bits))
-        self._running[series] = _Running(raw, total)
+        self._running[series] = _Running(raw, total, now)
         return total
 
 
@@ -300,12 +361,12 @@ def _subdirs(path: Path) -> list[Path]:
     return sorted(entries, key=lambda entry: (len(entry.name), entry.name))
 
 
-def _port_facts(reader: _Reader, labels: _Port, path: Path) -> Iterator[Sample]:
-    """Info (link layer), line rate and active state of one port (`ibstat`)."""
+def _port_facts(reader: _Reader, labels: _Port, path: Path, rate: float | None) -> Iterator[Sample]:
+    """Info (link layer), line rate (read by the caller) and active state of one port
+    (`ibstat`)."""
     link_layer = reader.text(path / "link_layer")
     if link_layer:
         yield network.IB_PORT_INFO.sample(1.0, *labels, link_layer)
-    rate = reader.parsed(path / "rate", parse_rate)
     if rate is not None:
         yield network.IB_RATE.sample(rate, *labels)
     state = reader.parsed(path / "state", parse_state)

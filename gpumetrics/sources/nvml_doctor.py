@@ -127,7 +127,7 @@ def _device_checks(index: int) -> list[Check]:
             "peaks",
             _WARN,
             "not in the GPU spec table: no peak FLOP/s or bandwidth, so no MFU/MBU",
-            "serve --gpu-spec KEY_OR_NAME, or add the GPU to hardware.py",
+            "serve --gpu KEY_OR_NAME, or add the GPU to hardware.py",
         )
     )
     mig, code = _try(pynvml.nvmlDeviceGetMigMode, handle)

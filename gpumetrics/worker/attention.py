@@ -47,11 +47,15 @@ _SDPA_GQA = _TORCH >= (2, 5)  # `enable_gqa=` appeared in torch 2.5
 
 @dataclass(frozen=True, slots=True)
 class PagedKV:
-    """K and V caches, one pair of [num_blocks, block_size, Hkv, d] tensors per layer."""
+    """K and V caches, one pair of [num_blocks (+ 1 scratch), block_size, Hkv, d] tensors
+    per layer."""
 
     k: tuple[Tensor, ...]
     v: tuple[Tensor, ...]
     block_size: int
+    scratch_block: int | None = None
+    """A block no sequence owns (`allocate` adds it after the `num_blocks` usable ones):
+    static-shape decode batches write and read their padding rows there."""
 
     @classmethod
     def allocate(
@@ -65,10 +69,10 @@ class PagedKV:
         dtype: torch.dtype,
         device: torch.device,
     ) -> PagedKV:
-        shape = (num_blocks, block_size, kv_heads, head_dim)
+        shape = (num_blocks + 1, block_size, kv_heads, head_dim)
         k = tuple(torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers))
         v = tuple(torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers))
-        return cls(k, v, block_size)
+        return cls(k, v, block_size, scratch_block=num_blocks)
 
 
 @dataclass(frozen=True, slots=True)

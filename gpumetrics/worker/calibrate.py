@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from ..profile.measure import Calibration
-from .engine import check_device
+from .runner import check_device
 
 __all__ = ["DTYPES", "calibrate"]
 

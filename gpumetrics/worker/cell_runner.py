@@ -12,9 +12,9 @@ token budget, queues random prompts (no prefix hits) and times the steps:
   in chunks of `chunk` tokens (the engine's chunked prefill); every step is timed after the
   warmup.
 
-Each step's FLOPs and bytes are what the engine itself reports to its hooks — the cost model
-over the work the scheduler really ran — captured by an `EngineMetrics` subclass; its time is
-the engine's own step time (schedule, forward, sample, update; the `.tolist()` of the sampled
+Each step's FLOPs and bytes are what the engine itself reports to its observers — the cost
+model over the work the scheduler really ran — kept by an `observer.StepLog`; its time is the
+engine's own step time (schedule, forward, sample, update; the `.tolist()` of the sampled
 tokens synchronises CUDA). Records are plain (`gpumetrics.profile.measure`): no torch types.
 """
 
@@ -25,12 +25,10 @@ import platform
 import random
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 
-from ..costmodel import ModelSpec, RequestWork
-from ..hooks import EngineMetrics
+from ..costmodel import ModelSpec
 from ..profile.measure import (
     DECODE,
     CellMeasurement,
@@ -44,56 +42,17 @@ from ..profile.measure import (
 )
 from ..profile.sweep import blocks_needed, decode_max_tokens, prompt_tokens, step_budget
 from .block_manager import BlockManager
-from .engine import Engine, EngineConfig, check_device
+from .engine import Engine, EngineConfig
+from .observer import StepLog
+from .runner import ModelRunner, check_device
 from .scheduler import Scheduler
 
-__all__ = ["CUDA_RESERVE_BYTES", "WorkerRunner", "device_info"]
+__all__ = ["CUDA_RESERVE_BYTES", "WorkerRunner", "cuda_memory_free", "device_info"]
 
 #: GPU memory kept back from the KV budget for activations and the allocator (bytes).
 CUDA_RESERVE_BYTES = 2 << 30
 #: Shares of free memory the KV budget may take: GPU (vLLM's default 0.9), host RAM.
 _CUDA_FRACTION, _HOST_FRACTION = 0.9, 0.5
-
-_Step = tuple[str, int, int, float, float, float]
-"""(phase, sequences, tokens, seconds, flops, bytes) of one engine step."""
-
-
-class _StepLog(EngineMetrics):
-    """EngineMetrics that also keeps each step's numbers, as the engine reported them."""
-
-    __slots__ = ("steps",)
-
-    def __init__(self, engine: str, model: str, **kwargs: Any) -> None:
-        super().__init__(engine, model, **kwargs)
-        self.steps: list[_Step] = []
-
-    def record_step(
-        self,
-        *,
-        phase: str,
-        sequences: int,
-        prefill_tokens: int,
-        decode_tokens: int,
-        duration_s: float,
-        flops: float | None = None,
-        read_bytes: float | None = None,
-        write_bytes: float | None = None,
-        work: Sequence[RequestWork] | None = None,
-    ) -> None:
-        super().record_step(
-            phase=phase,
-            sequences=sequences,
-            prefill_tokens=prefill_tokens,
-            decode_tokens=decode_tokens,
-            duration_s=duration_s,
-            flops=flops,
-            read_bytes=read_bytes,
-            write_bytes=write_bytes,
-            work=work,
-        )
-        moved = (read_bytes or 0.0) + (write_bytes or 0.0)
-        tokens = prefill_tokens + decode_tokens
-        self.steps.append((phase, sequences, tokens, duration_s, flops or 0.0, moved))
 
 
 def device_info(device: str, dtype: str) -> DeviceInfo:
@@ -149,6 +108,7 @@ class WorkerRunner:
         block_size: int = 16,
         dtype: str | None = None,
         attention: str = "auto",
+        fast_decode: str = "auto",
         seed: int = 0,
     ) -> None:
         if model.is_moe:
@@ -168,28 +128,46 @@ class WorkerRunner:
         blocks = max(1, min(need, budget))
         self._pool = KvPool(blocks, block_size, per_token, max(budget, 0), source)
         self._device = device_info(device, self._dtype)
-        self._log = _StepLog(
-            "profile", model.name, model_spec=model, dtype=self._dtype, kv_dtype=self._dtype
+        self._log = StepLog()
+        config = EngineConfig(
+            model,
+            device=device,
+            kv_blocks=blocks,
+            block_size=block_size,
+            max_batch=max(c.batch for c in cells),
+            max_batch_tokens=max(step_budget(c) for c in cells),
+            attention=attention,
+            fast_decode=fast_decode,
+            dtype=dtype,
+            seed=seed,
+            engine_name="profile",
         )
-        self.engine = Engine(
-            EngineConfig(
-                model,
-                device=device,
-                kv_blocks=blocks,
-                block_size=block_size,
-                max_batch=max(c.batch for c in cells),
-                max_batch_tokens=max(step_budget(c) for c in cells),
-                attention=attention,
-                dtype=dtype,
-                seed=seed,
-                engine_name="profile",
-            ),
-            metrics=self._log,
+        self.model_runner = ModelRunner(
+            model,
+            device=device,
+            dtype=config.resolved_dtype,
+            kv_blocks=blocks,
+            block_size=block_size,
+            attention=attention,
+            fast_decode=fast_decode,
+            max_batch=config.max_batch,
+            seed=seed,
         )
+        """The torch side of the engine (its fast decoder, if any, is `.fast`)."""
+        fast = self.model_runner.fast
+        self._notes: tuple[str, ...] = (
+            ()
+            if fast is None
+            else (
+                f"decode steps ran the worker's fast path ({fast.description}); "
+                "--fast-decode off times the reference path",
+            )
+        )
+        self.engine = Engine(config, runner=self.model_runner, observers=[self._log])
         # One throwaway request: torch's lazy first-call set-up is not the first cell's cost.
         self.engine.add_request([0, 1], 2)
         self.engine.run()
-        self._log.steps.clear()
+        self._log.clear()
 
     @property
     def device(self) -> DeviceInfo:
@@ -198,6 +176,11 @@ class WorkerRunner:
     @property
     def pool(self) -> KvPool:
         return self._pool
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The decode path the cells ran, when it is the fast one."""
+        return self._notes
 
     def run(self, cell: CellSpec, plan: StepPlan, window: MeasureWindow) -> CellMeasurement:
         """Measure `cell`; CellSkipped when it cannot run (too long for the model, KV pool
@@ -231,7 +214,7 @@ class WorkerRunner:
         except ValueError as exc:  # add_request refusing a request
             raise CellSkipped(str(exc)) from None
         finally:
-            self._log.steps.clear()
+            self._log.clear()
 
     def _prompt(self, rng: random.Random, tokens: int) -> list[int]:
         return [rng.randrange(self._model.vocab) for _ in range(tokens)]
@@ -241,7 +224,8 @@ class WorkerRunner:
         guard = decode_max_tokens(cell, plan)
         for _ in range(guard):  # fill: until one step decodes the whole batch
             engine.step()
-            if log.steps and log.steps[-1][:2] == (DECODE, cell.batch):
+            last = log.reports[-1] if log.reports else None
+            if last is not None and (last.phase, last.sequences) == (DECODE, cell.batch):
                 break
         else:
             raise CellSkipped(f"the batch of {cell.batch} never decoded together (preempted?)")
@@ -281,12 +265,12 @@ class WorkerRunner:
         while len(records) < plan.step_cap:
             if refill is not None and not engine.has_work:
                 self._queue_round(cell, refill)
-            before = len(log.steps)
+            before = len(log.reports)
             engine.step()
-            if len(log.steps) == before:
+            if len(log.reports) == before:
                 break  # nothing was scheduled
-            phase, sequences, tokens, seconds, flops, moved = log.steps[-1]
-            if track_context and not (phase == DECODE and sequences == cell.batch):
+            step = log.reports[-1]
+            if track_context and not (step.phase == DECODE and step.sequences == cell.batch):
                 break  # a sequence finished early: the cell's shape is gone
             running = engine.scheduler.running
             context = (
@@ -295,7 +279,10 @@ class WorkerRunner:
                 else None
             )
             used = max(used, engine.blocks.num_used)
-            records.append(StepRecord(seconds, flops, moved, tokens, sequences, context))
+            moved = step.read_bytes + step.write_bytes
+            records.append(
+                StepRecord(step.duration_s, step.flops, moved, step.tokens, step.sequences, context)
+            )
             if len(records) >= plan.steps and time.perf_counter() - started >= min_seconds:
                 break
         window.end()
@@ -328,3 +315,12 @@ def _budget_blocks(
         budget = available * _HOST_FRACTION - weights
         source = "half the available host memory - weights"
     return max(0, int(budget // block_bytes)), source
+
+
+def cuda_memory_free(device: str) -> tuple[int, str]:
+    """Free bytes on a CUDA device as the driver reports them (`torch.cuda.mem_get_info`;
+    `nvidia-smi --query-gpu=memory.free`), and a label for messages: `NVIDIA H200 (cuda,
+    free)`. For `costmodel.fit.check_fit` at command start."""
+    dev = torch.device(device)
+    free, _total = torch.cuda.mem_get_info(dev)
+    return free, f"{torch.cuda.get_device_name(dev)} ({device}, free)"

@@ -8,7 +8,11 @@ are free but cached. Under memory pressure other traffic reuses them (evictions)
 turn misses and recomputes its history — the cost the KV metrics make visible.
 
 Every conversation draws its lengths and think times from its own seeded generator, so the
-content of the load does not depend on how fast the engine runs; only interleaving does.
+content of the load does not depend on how fast the engine runs; only interleaving does. With a
+`VirtualClock` (`worker --virtual-clock`) the interleaving does not either: arrivals and think
+times run on simulated seconds that advance a fixed amount per engine step and skip idle
+waits, so one seed gives the same requests in the same order with the same prefix hits on
+any machine. Step and latency timings are still measured on the engine's clock.
 """
 
 from __future__ import annotations
@@ -23,7 +27,18 @@ from .engine import Engine
 from .summary import WorkerSummary
 from .tokenizer import ByteTokenizer
 
-__all__ = ["SCENARIOS", "ChatLoad", "ChatScenario", "TurnRequest", "run_load"]
+__all__ = [
+    "DEFAULT_VIRTUAL_STEP_S",
+    "SCENARIOS",
+    "ChatLoad",
+    "ChatScenario",
+    "TurnRequest",
+    "VirtualClock",
+    "run_load",
+]
+
+#: Simulated seconds one engine step takes on a `VirtualClock` (a decode step's order).
+DEFAULT_VIRTUAL_STEP_S = 0.01
 
 _WORDS = (
     "the", "cache", "holds", "keys", "and", "values", "of", "every", "token", "so", "a",
@@ -166,6 +181,28 @@ class ChatLoad:
         self._order += 1
 
 
+class VirtualClock:
+    """Simulated seconds for the load: `step_s` per engine step, idle waits jumped over.
+
+    Reads no OS clock, so the load's schedule depends only on the seed and the step count.
+    """
+
+    __slots__ = ("now", "step_s")
+
+    def __init__(self, step_s: float = DEFAULT_VIRTUAL_STEP_S) -> None:
+        if not step_s > 0:
+            raise ValueError(f"step_s must be > 0, got {step_s}")
+        self.now, self.step_s = 0.0, step_s
+
+    def step(self) -> None:
+        """One engine step has run."""
+        self.now += self.step_s
+
+    def wait_until(self, when: float) -> None:
+        """Nothing to run until `when`: jump there."""
+        self.now = max(self.now, when)
+
+
 def _text(rng: random.Random, length: int) -> str:
     words: list[str] = []
     while sum(len(w) + 1 for w in words) < length:
@@ -180,33 +217,49 @@ def run_load(
     requests: int | None = None,
     duration_s: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    virtual: VirtualClock | None = None,
 ) -> WorkerSummary:
     """Drive `engine` with `load` until `requests` turns finished, or for `duration_s`
     seconds (then admission stops and the running turns finish). The summary's throughput
-    is over the whole run's wall time, idle waits included."""
+    is over the whole run's wall time, idle waits included.
+
+    With `virtual`, the load's time (arrivals, think times, `duration_s`) is that clock's
+    simulated seconds and nothing sleeps; a request's latencies count from its admission.
+    """
     if (requests is None) == (duration_s is None):
         raise ValueError("give exactly one of requests and duration_s")
     clock = engine.clock
     start = clock()
+
+    def elapsed() -> float:
+        return virtual.now if virtual is not None else clock() - start
+
     issued = 0
     inflight: dict[int, TurnRequest] = {}
     while True:
-        now = clock() - start
+        now = elapsed()
         admitting = (requests is None or issued < requests) and (
             duration_s is None or now < duration_s
         )
         if admitting:
             left = None if requests is None else requests - issued
             for req in load.due(now, left):
-                rid = engine.add_request(req.prompt, req.max_tokens, arrival=start + req.due)
+                arrival = None if virtual is not None else start + req.due
+                rid = engine.add_request(req.prompt, req.max_tokens, arrival=arrival)
                 inflight[rid] = req
                 issued += 1
         if engine.has_work:
-            for done in engine.step():
-                load.finished(inflight.pop(done.request_id), done.tokens, clock() - start)
+            finished = engine.step()
+            if virtual is not None:
+                virtual.step()
+            for done in finished:
+                load.finished(inflight.pop(done.request_id), done.tokens, elapsed())
         elif not admitting:
             break
         else:
             until = load.next_due() if duration_s is None else min(load.next_due(), duration_s)
-            sleep(max(0.0, until - now))
+            if virtual is not None:
+                virtual.wait_until(until)
+            else:
+                sleep(max(0.0, until - now))
     return engine.summary(wall_s=clock() - start)

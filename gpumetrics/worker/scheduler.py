@@ -15,69 +15,21 @@ Each step (vLLM v1's policy, simplified):
 A sequence samples a token in a step whose chunk reaches its last token. Tokens whose KV had
 been computed before and is gone (evicted blocks, a preempted sequence's lost progress) are
 counted as recomputed when the sequence is admitted.
+
+The scheduler is the only writer of a sequence's `status` (`sequence.SequenceStatus`):
+admission makes it RUNNING, preemption PREEMPTED, its last sampled token FINISHED.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence as Seq
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .block_manager import BlockManager, PrefixMatch
+from .sequence import Sequence, SequenceStatus
 
-__all__ = ["ScheduledSeq", "Scheduler", "SchedulerOutput", "Sequence"]
-
-
-class Sequence:
-    """One request's mutable state: its tokens (prompt, then outputs), progress and blocks."""
-
-    __slots__ = (
-        "arrival",
-        "block_hashes",
-        "block_table",
-        "cached_tokens",
-        "high_water",
-        "max_tokens",
-        "num_computed",
-        "prompt_len",
-        "request_id",
-        "token_times",
-        "tokens",
-    )
-
-    def __init__(self, request_id: int, prompt: Seq[int], max_tokens: int, arrival: float):
-        self.request_id = request_id
-        self.tokens = list(prompt)
-        self.prompt_len = len(prompt)
-        self.max_tokens = max_tokens
-        self.arrival = arrival
-        self.num_computed = 0
-        """Tokens whose K/V are in this sequence's blocks."""
-        self.high_water = 0
-        """Most tokens ever computed before a preemption (what a recompute redoes)."""
-        self.block_table: list[int] = []
-        self.block_hashes: list[int] = []
-        self.cached_tokens: int | None = None
-        """Prompt tokens found in the prefix cache at first admission."""
-        self.token_times: list[float] = []
-
-    @property
-    def num_tokens(self) -> int:
-        return len(self.tokens)
-
-    @property
-    def output_len(self) -> int:
-        return len(self.tokens) - self.prompt_len
-
-    @property
-    def done(self) -> bool:
-        return self.output_len >= self.max_tokens
-
-    def __repr__(self) -> str:
-        return (
-            f"Sequence({self.request_id}, tokens={self.num_tokens}, "
-            f"computed={self.num_computed}, blocks={len(self.block_table)})"
-        )
+__all__ = ["ScheduledSeq", "Scheduler", "SchedulerOutput"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +88,9 @@ class Scheduler:
         self.running: list[Sequence] = []
 
     def add(self, seq: Sequence) -> None:
+        """Queue a new (WAITING) sequence behind the others."""
+        if seq.status is not SequenceStatus.WAITING:
+            raise ValueError(f"only a new sequence can be added, got {seq!r}")
         self.waiting.append(seq)
 
     @property
@@ -174,6 +129,7 @@ class Scheduler:
             if new > budget or not self.blocks.can_allocate(need, match):
                 break
             self.waiting.popleft()
+            seq.move_to(SequenceStatus.RUNNING)
             seq.block_table = self.blocks.acquire(match) + self.blocks.allocate(need)
             seq.block_hashes = list(match.hashes)
             seq.num_computed = match.hit_tokens
@@ -201,13 +157,14 @@ class Scheduler:
         return ScheduledSeq(seq, start, new, decode, start + new == seq.num_tokens)
 
     def _preempt(self, seq: Sequence) -> None:
+        seq.move_to(SequenceStatus.PREEMPTED)
         self.blocks.free(seq.block_table)
         seq.high_water = max(seq.high_water, seq.num_computed)
         seq.num_computed = 0
         seq.block_table, seq.block_hashes = [], []
         self.waiting.appendleft(seq)
 
-    def update(self, out: SchedulerOutput, sampled: Seq[int], now: float) -> list[Sequence]:
+    def update(self, out: SchedulerOutput, sampled: Iterable[int], now: float) -> list[Sequence]:
         """Apply a step's results: progress, new full blocks into the prefix cache, one
         sampled token per sampling entry (in order). Returns the sequences that finished
         (their blocks freed, still cached)."""
@@ -221,7 +178,8 @@ class Scheduler:
                 continue
             seq.tokens.append(next(tokens))
             seq.token_times.append(now)
-            if seq.done:
+            if seq.reached_max_tokens:
+                seq.move_to(SequenceStatus.FINISHED)
                 self.blocks.free(seq.block_table)
                 seq.block_table = []
                 self.running.remove(seq)

@@ -1,18 +1,15 @@
 """The worker's own counters and the summary a run prints (`gpumetrics worker --json`).
 
-Counted by the worker itself, beside the hooks, so tests can check the two agree.
+`WorkerStats` is a step observer: it counts the same step reports the hooks adapter turns
+into metrics, on its own, so tests can check the two agree.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
-from ..derive import batch_occupancy
-
-if TYPE_CHECKING:
-    from .engine import FinishedRequest
-    from .scheduler import SchedulerOutput
+from ..derive import batch_occupancy, hit_ratio
+from .observer import StepReport
 
 __all__ = ["WorkerStats", "WorkerSummary"]
 
@@ -45,17 +42,17 @@ class WorkerSummary:
     step_s: float
     """Time in steps (schedule, forward, sample, update), reporting excluded."""
     hook_s: float
-    """Time inside EngineMetrics calls."""
+    """Time inside the step observers (the hooks adapter, and the worker's own counters)."""
     cost_model_s: float
-    """Time computing each step's FLOPs/bytes with the cost model."""
+    """Time building each step's report (its FLOPs/bytes from the cost model)."""
     tokens_per_second: float
     """Generated tokens per second of `wall_s`."""
 
     @property
     def prefix_hit_ratio(self) -> float:
-        return (
-            self.prefix_hit_tokens / self.prefix_query_tokens if self.prefix_query_tokens else 0.0
-        )
+        """Prefix-cache hit ratio in tokens (`derive.hit_ratio`); 0 with no lookups."""
+        ratio = hit_ratio(self.prefix_hit_tokens, self.prefix_query_tokens)
+        return 0.0 if ratio is None else ratio
 
     def as_dict(self) -> dict[str, str | int | float]:
         out: dict[str, str | int | float] = asdict(self)
@@ -65,7 +62,9 @@ class WorkerSummary:
 
 @dataclass(slots=True)
 class WorkerStats:
-    """Running totals (mutable; the engine loop is the only writer)."""
+    """Running totals (mutable): the counts from each step's report (`on_step`, a
+    StepObserver); the loop, hook and cost-model seconds from the engine loop, which times
+    what a report cannot hold."""
 
     max_batch: int = 1
     steps: int = 0
@@ -84,23 +83,19 @@ class WorkerStats:
     hook_seconds: float = 0.0
     cost_model_seconds: float = 0.0
 
-    def add_step(
-        self,
-        out: SchedulerOutput,
-        finished: list[FinishedRequest],
-        flops: float,
-    ) -> None:
+    def on_step(self, report: StepReport) -> None:
         self.steps += 1
-        self.scheduled_sequences += len(out.entries)
-        self.flops += flops
-        self.prefix_query_tokens += sum(m.queried_tokens for m in out.lookups)
-        self.prefix_hit_tokens += sum(m.hit_tokens for m in out.lookups)
-        self.evicted_blocks += out.evicted_blocks
-        self.recomputed_tokens += sum(out.recomputed)
-        self.preemptions += out.preempted
-        self.requests += len(finished)
-        self.prompt_tokens += sum(f.prompt_tokens for f in finished)
-        self.generated_tokens += sum(f.output_tokens for f in finished)
+        self.scheduled_sequences += report.sequences
+        self.flops += report.flops
+        self.prefix_query_tokens += sum(m.queried_tokens for m in report.lookups)
+        self.prefix_hit_tokens += sum(m.hit_tokens for m in report.lookups)
+        self.evicted_blocks += report.evicted_blocks
+        self.recomputed_tokens += sum(report.recomputed)
+        self.preemptions += report.preempted
+        self.requests += len(report.finished)
+        self.prompt_tokens += sum(f.prompt_tokens for f in report.finished)
+        self.generated_tokens += sum(f.output_tokens for f in report.finished)
+        self.step_seconds += report.duration_s
 
     def summary(
         self, *, model: str, device: str, attention_path: str, wall_s: float

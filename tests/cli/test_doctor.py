@@ -102,3 +102,13 @@ def test_infiniband_port_without_counters_or_down(tmp_path: Path) -> None:
     assert "not readable" in checks["ib mlx5_0"].detail
     assert checks["ib mlx5_1"].status == "warn"
     assert checks["ib mlx5_1"].hint == "port is not ACTIVE"
+
+
+def test_the_table_has_one_row_per_distinct_check(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["doctor", "--fake-gpus", "h200x8", "--ib-root", str(tmp_path / "none")]
+    )
+    assert result.exit_code == 0
+    assert result.stdout.count("GPM profiling") == 1
+    assert result.stdout.count("gpus 0-7") == 7  # device, peaks, GPM, NVLink, energy, util, XID
+    assert "GPU-" not in result.stdout  # UUIDs are in --json

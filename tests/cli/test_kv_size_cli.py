@@ -127,7 +127,7 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path) -> None:
         assert "sample-rate: must be in (0, 1]" in _error(
             "--trace", str(TRACE), "--sample-rate", rate
         )
-    assert "--target must be in (0, 1]" in _error("--trace", str(TRACE), "--target", "0")
+    assert "--target: must be in (0, 1]" in _error("--trace", str(TRACE), "--target", "0")
     assert "--gpu needs --model" in _error("--trace", str(TRACE), "--gpu", "h200")
     assert "unknown model" in _error("--trace", str(TRACE), "--model", "nope")
     assert "--json or --csv" in _error("--trace", str(TRACE), "--json", "--csv")

@@ -160,3 +160,41 @@ def test_render_check_reports_drift(tmp_path: Path) -> None:
     assert runner.invoke(cli, ["render", "--root", str(tmp_path), "--check"]).exit_code == 1
     assert runner.invoke(cli, ["render", "--root", str(tmp_path)]).exit_code == 0
     assert runner.invoke(cli, ["render", "--root", str(tmp_path), "--check"]).exit_code == 0
+
+
+def test_tp_that_does_not_divide_the_heads_is_refused(tmp_path: Path) -> None:
+    """40 heads at --tp 3: vLLM refuses it, so does the planner (one line, exit 2)."""
+    config = tmp_path / "config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "hidden_size": 5120,
+                "num_attention_heads": 40,
+                "num_key_value_heads": 8,
+                "num_hidden_layers": 40,
+                "intermediate_size": 13824,
+                "vocab_size": 152064,
+            }
+        )
+    )
+    code, out, err = _run("--model", str(config), "--tp", "3")
+    assert code == 2
+    assert out == ""
+    (line,) = [x for x in err.splitlines() if x.startswith("Error:")]
+    assert "3 does not divide the 40 attention heads" in line
+    assert "Traceback" not in err
+
+
+def test_reserve_is_shown_and_in_the_json() -> None:
+    code, out, _ = _run(
+        "--model", "llama-3-70b", "--gpu", "h200", "--batch", "1", "--context", "512"
+    )
+    assert code == 0
+    assert "reserve 1.685 GiB (activations of a prefill chunk of 8,192 tokens)" in out
+    code, out, _ = _run("--gpu", "h200", "--batch", "1", "--context", "512", "--json")
+    data = json.loads(out)
+    assert data["reserve_bytes"] == 2**30
+    assert data["reserve_why"].startswith("at least 1 GiB")
+    assert data["gpu"]["memory_bytes"] == 150_754_820_096
+    h200 = 150_754_820_096
+    assert data["kv_budget_bytes"] == pytest.approx(h200 * 0.9 - 16_060_522_496 - 2**30)

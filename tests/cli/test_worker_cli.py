@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from gpumetrics.cli import cli
-from gpumetrics.cli.worker import _ATTENTION_PATHS
+from gpumetrics.cli.worker import _ATTENTION_PATHS, _FAST_DECODE_MODES
 
 SUMMARY_KEYS = {
     "steps",
@@ -100,6 +100,7 @@ def test_cuda_without_cuda_is_a_clear_usage_error() -> None:
         ("--requests", "0"),
         ("--serve", "nowhere"),
         ("--attention", "flash"),
+        ("--fast-decode", "maybe"),
     ],
 )
 def test_bad_arguments_are_usage_errors(args: tuple[str, ...]) -> None:
@@ -115,8 +116,20 @@ def test_without_torch_the_error_says_how_to_install_it(monkeypatch: pytest.Monk
 
 
 def test_the_cli_lists_the_workers_attention_paths() -> None:
-    worker = pytest.importorskip("gpumetrics.worker", reason="the worker needs torch")
-    assert worker.ATTENTION_PATHS == _ATTENTION_PATHS
+    attention = pytest.importorskip("gpumetrics.worker.attention", reason="needs torch")
+    assert attention.ATTENTION_PATHS == _ATTENTION_PATHS
+
+
+def test_the_cli_lists_the_fast_decode_modes() -> None:
+    fast_decode = pytest.importorskip("gpumetrics.worker.fast_decode", reason="needs torch")
+    assert fast_decode.FAST_DECODE_MODES == _FAST_DECODE_MODES
+
+
+def test_fast_decode_on_runs_the_graph_safe_step_on_cpu() -> None:
+    pytest.importorskip("torch", reason="the worker needs torch")
+    code, out, err = _run("--model", "tiny", "--requests", "6", "--fast-decode", "on", "--json")
+    assert code == 0, err
+    assert json.loads(out)["attention_path"] == "fast-decode+sdpa"
 
 
 def test_a_mixture_of_experts_preset_is_refused() -> None:
@@ -124,3 +137,16 @@ def test_a_mixture_of_experts_preset_is_refused() -> None:
     code, _, err = _run("--model", "mixtral-8x7b", "--requests", "1")
     assert code == 2
     assert "mixture-of-experts" in err
+
+
+def test_virtual_clock_runs_repeat_exactly() -> None:
+    pytest.importorskip("torch", reason="the worker needs torch")
+    args = ("--kv-blocks", "24", "--max-batch", "8", "--requests", "20", "--seed", "2")
+    runs = []
+    for _ in range(2):
+        code, out, err = _run(*args, "--virtual-clock", "--arrival-rate", "50", "--json")
+        assert code == 0, err
+        runs.append(json.loads(out))
+    deterministic = SUMMARY_KEYS - {"tokens_per_second", "attention_path"}
+    assert {k: runs[0][k] for k in deterministic} == {k: runs[1][k] for k in deterministic}
+    assert runs[0]["prefix_hit_tokens"] > 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gpumetrics.costmodel import PRESETS, ModelSpec, find_model, from_hf_config
+from gpumetrics.costmodel import PRESETS, ModelSpec, decode_batch, find_model, from_hf_config
 from gpumetrics.errors import ConfigError
 
 FIELDS = (
@@ -22,6 +22,9 @@ FIELDS = (
     "experts",
     "active_experts",
     "tied_embeddings",
+    "qkv_bias",
+    "o_bias",
+    "qk_norm",
 )
 
 # meta-llama/Meta-Llama-3-8B config.json (no head_dim key: d = hidden / heads)
@@ -108,6 +111,36 @@ QWEN25_7B: dict[str, Any] = {
     "vocab_size": 152064,
 }
 
+# Qwen/Qwen3-8B config.json (q/k-norm; attention_bias false; explicit head_dim)
+QWEN3_8B: dict[str, Any] = {
+    "architectures": ["Qwen3ForCausalLM"],
+    "attention_bias": False,
+    "attention_dropout": 0.0,
+    "bos_token_id": 151643,
+    "eos_token_id": 151645,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "initializer_range": 0.02,
+    "intermediate_size": 12288,
+    "max_position_embeddings": 40960,
+    "max_window_layers": 36,
+    "model_type": "qwen3",
+    "num_attention_heads": 32,
+    "num_hidden_layers": 36,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-06,
+    "rope_scaling": None,
+    "rope_theta": 1000000,
+    "sliding_window": None,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.51.0",
+    "use_cache": True,
+    "use_sliding_window": False,
+    "vocab_size": 151936,
+}
+
 # mistralai/Mixtral-8x7B-v0.1 config.json
 MIXTRAL_8X7B: dict[str, Any] = {
     "architectures": ["MixtralForCausalLM"],
@@ -177,6 +210,7 @@ def _arch(spec: ModelSpec) -> tuple[object, ...]:
         pytest.param(LLAMA_3_70B, "llama-3-70b", id="llama-3-70b"),
         pytest.param(LLAMA_32_1B, "llama-3.2-1b", id="llama-3.2-1b"),
         pytest.param(QWEN25_7B, "qwen2.5-7b", id="qwen2.5-7b"),
+        pytest.param(QWEN3_8B, "qwen3-8b", id="qwen3-8b"),
         pytest.param(MIXTRAL_8X7B, "mixtral-8x7b", id="mixtral-8x7b"),
     ],
 )
@@ -186,6 +220,55 @@ def test_real_configs_match_presets(tmp_path: Path, config: dict[str, Any], pres
     assert spec.max_context == config["max_position_embeddings"]
     assert spec.total_params == PRESETS[preset].total_params
     assert spec.kv_bytes_per_token() == PRESETS[preset].kv_bytes_per_token()
+
+
+@pytest.mark.parametrize(
+    ("config", "published"),
+    [
+        # The checkpoints' safetensors totals as the Hub reports them ("parameters": BF16),
+        # counted from the real tensors, independently of this cost model.
+        pytest.param(QWEN25_7B, 7_615_616_512, id="qwen2.5-7b"),
+        pytest.param(QWEN3_8B, 8_190_735_360, id="qwen3-8b"),
+        pytest.param(LLAMA_3_8B, 8_030_261_248, id="llama-3-8b"),
+    ],
+)
+def test_total_params_match_the_published_checkpoints(
+    tmp_path: Path, config: dict[str, Any], published: int
+) -> None:
+    assert from_hf_config(_write(tmp_path, config)).total_params == published
+
+
+def test_qwen2_qkv_biases_counted(tmp_path: Path) -> None:
+    spec = from_hf_config(_write(tmp_path, QWEN25_7B))
+    assert (spec.qkv_bias, spec.o_bias, spec.qk_norm) == (True, False, False)
+    # Q/K/V biases: (Hq + 2·Hkv)·d = (28 + 8)·128 per layer, 28 layers.
+    no_bias = ModelSpec(**{**_kwargs(spec), "qkv_bias": False})
+    assert spec.total_params - no_bias.total_params == 28 * 36 * 128 == 129_024
+    # They are weights read every step too.
+    assert spec.weight_bytes("bf16") - no_bias.weight_bytes("bf16") == 2 * 129_024
+    step, plain = decode_batch(spec, 4, 100), decode_batch(no_bias, 4, 100)
+    assert step.weight_bytes - plain.weight_bytes == 2 * 129_024
+    assert step.flops == plain.flops  # added, not multiplied: no matmul FLOPs
+
+
+def test_qwen3_qk_norm_counted(tmp_path: Path) -> None:
+    spec = from_hf_config(_write(tmp_path, QWEN3_8B))
+    assert (spec.qkv_bias, spec.o_bias, spec.qk_norm) == (False, False, True)
+    no_norm = ModelSpec(**{**_kwargs(spec), "qk_norm": False})
+    assert spec.total_params - no_norm.total_params == 36 * 2 * 128 == 9216
+
+
+def test_attention_bias_true_biases_q_k_v_and_o(tmp_path: Path) -> None:
+    spec = from_hf_config(_write(tmp_path, {**LLAMA_3_8B, "attention_bias": True}))
+    assert (spec.qkv_bias, spec.o_bias, spec.qk_norm) == (True, True, False)
+    # (Hq + 2·Hkv)·d + D per layer = 6144 + 4096, 32 layers.
+    assert spec.total_params - PRESETS["llama-3-8b"].total_params == 32 * (6144 + 4096)
+    with pytest.raises(ConfigError, match="attention_bias"):
+        from_hf_config(_write(tmp_path, {**LLAMA_3_8B, "attention_bias": "yes"}))
+
+
+def _kwargs(spec: ModelSpec) -> dict[str, Any]:
+    return {f: getattr(spec, f) for f in ModelSpec.__dataclass_fields__}
 
 
 def test_mixtral_experts_read(tmp_path: Path) -> None:

@@ -8,13 +8,14 @@ implementation helper to compute an expectation.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from gpumetrics.costmodel import (
     PRESETS,
     ModelSpec,
     RequestWork,
-    StepCost,
     causal_pairs,
     decode_batch,
     dtype_bytes,
@@ -468,5 +469,26 @@ def test_find_model_unknown() -> None:
         find_model("no-such-model")
 
 
-def test_step_cost_is_a_stepcost() -> None:
-    assert isinstance(step_cost(TINY, MIXED), StepCost)
+def test_a_step_is_the_sum_of_its_requests_with_weights_read_once() -> None:
+    """Batching oracle: every FLOP term and the KV traffic of the mixed step are the sums over
+    its five requests costed one at a time; the weights are read once per step, not per
+    request; and a StepCost is frozen."""
+    alone = [step_cost(TINY, [request]) for request in MIXED]
+    together = step_cost(TINY, MIXED)
+    for term in (
+        "qkv_flops",
+        "o_proj_flops",
+        "attention_flops",
+        "ffn_flops",
+        "router_flops",
+        "lm_head_flops",
+        "kv_read_bytes",
+        "kv_write_bytes",
+        "tokens",
+        "sequences",
+    ):
+        assert getattr(together, term) == sum(getattr(c, term) for c in alone), term
+    assert together.weight_bytes == alone[0].weight_bytes == 134_016  # once, not 5 times
+    assert together.bytes == sum(c.bytes for c in alone) - 4 * 134_016
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        together.tokens = 0  # type: ignore[misc]

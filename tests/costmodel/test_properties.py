@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gpumetrics.costmodel import (
@@ -14,6 +14,7 @@ from gpumetrics.costmodel import (
     decode_batch,
     kv_capacity,
     step_cost,
+    valid_tp,
 )
 from gpumetrics.derive import roofline_time
 
@@ -170,6 +171,7 @@ def test_kv_capacity_monotone(
     more_fraction: float,
     tp: int,
 ) -> None:
+    assume(tp in valid_tp(model))  # check_tp refuses the rest (tested in test_capacity)
     base = kv_capacity(model, memory, tp=tp, memory_fraction=fraction)
     bigger = kv_capacity(model, memory + more_memory, tp=tp, memory_fraction=fraction)
     looser = kv_capacity(model, memory, tp=tp, memory_fraction=min(1.0, fraction + more_fraction))

@@ -22,6 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 
 from gpumetrics import catalog
+from gpumetrics.derive import DerivedGauges
 from gpumetrics.export.otel import OtelExporter
 from gpumetrics.samples import HistogramValue, Snapshot
 
@@ -221,6 +222,38 @@ def test_names_and_units_on_the_wire(receiver: OtlpReceiver) -> None:
         "gen_ai.server.time_to_first_token": "s",
     }
     assert metrics["hw.power"].description == G.GPU_POWER.help
+
+
+def test_derived_gauges_reach_otlp_backends(receiver: OtlpReceiver) -> None:
+    """What an OTLP user gets without PromQL: serve's windowed hit ratio and MBU as gauges,
+    with the window as an attribute (400 of 1,600 new prompt tokens hit over 10 s)."""
+    gauges = DerivedGauges(300)
+    for t, queried, hit, read in ((0.0, 0.0, 0.0, 0.0), (10.0, 1600.0, 400.0, 2.4e13)):
+        gauges.observe(
+            "engine:vllm-0",
+            t,
+            (
+                E.PREFIX_QUERIED.sample(queried, *ENGINE),
+                E.PREFIX_HIT.sample(hit, *ENGINE),
+                E.READ_BYTES.sample(read, *ENGINE),
+                E.FLOPS.sample(read, *ENGINE),
+                E.ENGINE_GPU_INFO.sample(1, *ENGINE, "0", "GPU-abc"),
+            ),
+        )
+    peak = G.PEAK_MEMORY_BANDWIDTH.sample(4.8e12, *GPU)
+    gauges.observe("nvml", 0.0, (peak,))
+    metrics = _export_once(receiver, Snapshot(10.0, gauges.samples()))
+    (hit,) = metrics["gpumetrics.engine.prefix_cache_hit"].gauge.data_points
+    assert hit.as_double == 0.25
+    assert _attrs(hit.attributes) == {
+        "gpumetrics.engine.name": "vllm-0",
+        "gen_ai.request.model": "llama",
+        "gpumetrics.window": "5m",
+    }
+    assert metrics["gpumetrics.engine.prefix_cache_hit"].unit == "1"
+    (mbu,) = metrics["gpumetrics.engine.memory_bandwidth_utilization"].gauge.data_points
+    assert mbu.as_double == pytest.approx(2.4e12 / 4.8e12)
+    assert metrics["gpumetrics.engine.arithmetic_intensity"].unit == "{flop}/By"
 
 
 def test_gauges_carry_the_snapshot_values_and_hw_attributes(receiver: OtlpReceiver) -> None:

@@ -137,8 +137,8 @@ def test_worker_command_is_accepted_by_gpumetrics_worker(services: dict[str, Any
     assert command[0] == "worker"
     context = worker.make_context("worker", list(command[1:]))
     assert context.params["device"] == "cpu"
-    assert context.params["model_name"] == "tiny"
-    assert context.params["serve_at"] == "0.0.0.0:8001"
+    assert context.params["model"] == "tiny"
+    assert context.params["serve_at"] == ("0.0.0.0", 8001)
 
 
 def test_prometheus_finds_its_config_rules_and_targets(services: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from gpumetrics.catalog import engine as cat
 from gpumetrics.costmodel import ModelSpec
 from gpumetrics.hooks import EngineMetrics
 from gpumetrics.samples import HistogramValue
+from gpumetrics.testing.sample_values import sample_values
 
 Values = dict[tuple[str, tuple[str, ...]], float | HistogramValue]
 
@@ -15,21 +16,11 @@ SMALL = ModelSpec(
 )
 
 
-def values(metrics: EngineMetrics) -> Values:
-    """The snapshot as {(metric name, label values): value}."""
-    out: Values = {}
-    for sample in metrics.snapshot():
-        key = (sample.metric, sample.labels)
-        assert key not in out, f"duplicate series {key}"
-        out[key] = sample.value
-    return out
-
-
 def counters(metrics: EngineMetrics) -> Values:
     """The non-histogram values except the hook-error counter (for before/after comparisons
     of a dropped call, which changes nothing but that counter)."""
     return {
         k: v
-        for k, v in values(metrics).items()
+        for k, v in sample_values(metrics.snapshot()).items()
         if not isinstance(v, HistogramValue) and k[0] != cat.HOOK_ERRORS.name
     }

@@ -7,8 +7,7 @@ import pytest
 from gpumetrics.catalog import engine as cat
 from gpumetrics.hooks import EngineMetrics
 from gpumetrics.samples import HistogramValue
-
-from .helpers import values
+from gpumetrics.testing.sample_values import sample_values
 
 L = ("e0", "m0")
 
@@ -22,7 +21,7 @@ def _hist(got: object, counts: list[int], total: float, count: int) -> None:
 
 def test_fresh_instance_exports_zero_counters_and_no_unknown_gauges() -> None:
     m = EngineMetrics("e0", "m0")
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.ENGINE_INFO.name, ("e0", "m0", "gpumetrics"))] == 1
     for phase in ("prefill", "decode", "mixed"):
         assert got[(cat.STEPS.name, (*L, phase))] == 0
@@ -68,7 +67,7 @@ def test_steps_scenario() -> None:
         read_bytes=2e6,
         write_bytes=1e5,
     )
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.STEPS.name, (*L, "prefill"))] == 1
     assert got[(cat.STEPS.name, (*L, "decode"))] == 3
     assert got[(cat.STEPS.name, (*L, "mixed"))] == 1
@@ -88,7 +87,7 @@ def test_steps_scenario() -> None:
 
 def test_kv_prefix_and_recompute_scenario() -> None:
     m = EngineMetrics("e0", "m0", kv_block_size=16, kv_capacity_blocks=100)
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.KV_CAPACITY_BLOCKS.name, L)] == 100
     assert got[(cat.KV_BLOCK_SIZE.name, L)] == 16
     assert (cat.KV_USAGE.name, L) not in got
@@ -104,7 +103,7 @@ def test_kv_prefix_and_recompute_scenario() -> None:
     m.record_recompute(10)  # no model_spec: tokens counted, no FLOPs
     m.set_queue(5, 3)
     m.set_queue(waiting=4, running=2)
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.KV_USED_BLOCKS.name, L)] == 50
     assert got[(cat.KV_CAPACITY_BLOCKS.name, L)] == 120
     assert got[(cat.KV_EVICTABLE_BLOCKS.name, L)] == 5
@@ -141,7 +140,7 @@ def test_requests_scenario() -> None:
     m.record_request_finished(
         ttft_s=0.2, inter_token_s=(), e2e_s=0.2, prompt_tokens=7, cached_tokens=7, output_tokens=1
     )
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.FINISHED_REQUESTS.name, L)] == 3
     assert got[(cat.PROMPT_TOKENS.name, L)] == 157
     assert got[(cat.PROMPT_CACHED_TOKENS.name, L)] == 67
@@ -156,7 +155,7 @@ def test_requests_scenario() -> None:
 
 
 def test_histograms_use_the_catalog_buckets() -> None:
-    got = values(EngineMetrics("e0", "m0"))
+    got = sample_values(EngineMetrics("e0", "m0").snapshot())
     for spec in (cat.STEP_DURATION, cat.TTFT, cat.ITL, cat.E2E):
         value = got[(spec.name, L)]
         assert isinstance(value, HistogramValue)
@@ -184,13 +183,13 @@ def test_clock_is_injected() -> None:
     m.record_step(
         phase="decode", sequences=1, prefill_tokens=0, decode_tokens=1, duration_s=m.clock() - t0
     )
-    assert values(m)[(cat.STEP_BUSY.name, L)] == 0.25
+    assert sample_values(m.snapshot())[(cat.STEP_BUSY.name, L)] == 0.25
 
 
 def test_dropped_calls_are_exported_as_hook_errors() -> None:
     m = EngineMetrics("e0", "m0")
-    assert values(m)[(cat.HOOK_ERRORS.name, L)] == 0
+    assert sample_values(m.snapshot())[(cat.HOOK_ERRORS.name, L)] == 0
     m.record_eviction(-1)
     m.record_preemption(-2)
     assert m.hook_errors == 2
-    assert values(m)[(cat.HOOK_ERRORS.name, L)] == 2
+    assert sample_values(m.snapshot())[(cat.HOOK_ERRORS.name, L)] == 2

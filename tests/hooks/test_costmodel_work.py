@@ -12,8 +12,9 @@ import pytest
 from gpumetrics.catalog import engine as cat
 from gpumetrics.costmodel import RequestWork
 from gpumetrics.hooks import EngineMetrics
+from gpumetrics.testing.sample_values import sample_values
 
-from .helpers import SMALL, values
+from .helpers import SMALL
 
 L = ("e0", "m0")
 WORK = [RequestWork.decode(5), RequestWork.prefill(3)]
@@ -48,7 +49,7 @@ def test_step_flops_and_bytes_match_the_hand_computation() -> None:
     m = EngineMetrics("e0", "m0", model_spec=SMALL)
     _step(m)
     _step(m)
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.FLOPS.name, L)] == 2 * STEP_FLOPS
     assert got[(cat.READ_BYTES.name, L)] == 2 * (WEIGHT_ELEMENTS * 2 + KV_READ)
     assert got[(cat.WRITE_BYTES.name, L)] == 2 * KV_WRITE
@@ -58,7 +59,7 @@ def test_step_flops_and_bytes_match_the_hand_computation() -> None:
 def test_dtypes_reach_the_cost_model() -> None:
     m = EngineMetrics("e0", "m0", model_spec=SMALL, dtype="fp8", kv_dtype="fp32")
     _step(m)
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.READ_BYTES.name, L)] == WEIGHT_ELEMENTS * 1 + KV_READ * 2
     assert got[(cat.WRITE_BYTES.name, L)] == KV_WRITE * 2
 
@@ -66,7 +67,7 @@ def test_dtypes_reach_the_cost_model() -> None:
 def test_explicit_values_win_and_only_omitted_ones_are_computed() -> None:
     m = EngineMetrics("e0", "m0", model_spec=SMALL)
     _step(m, flops=7.0)
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.FLOPS.name, L)] == 7.0
     assert got[(cat.READ_BYTES.name, L)] == WEIGHT_ELEMENTS * 2 + KV_READ
     assert got[(cat.WRITE_BYTES.name, L)] == KV_WRITE
@@ -75,7 +76,7 @@ def test_explicit_values_win_and_only_omitted_ones_are_computed() -> None:
 def test_without_a_model_spec_nothing_is_computed() -> None:
     m = EngineMetrics("e0", "m0")
     _step(m)
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.STEPS.name, (*L, "mixed"))] == 1
     assert got[(cat.FLOPS.name, L)] == 0
     assert got[(cat.READ_BYTES.name, L)] == 0
@@ -86,7 +87,9 @@ def test_with_a_model_spec_work_is_required() -> None:
     m = EngineMetrics("e0", "m0", model_spec=SMALL)
     m.record_step(phase="decode", sequences=1, prefill_tokens=0, decode_tokens=1, duration_s=0.01)
     assert m.hook_errors == 1
-    assert values(m)[(cat.STEPS.name, (*L, "decode"))] == 0  # dropped whole, not half-applied
+    assert (
+        sample_values(m.snapshot())[(cat.STEPS.name, (*L, "decode"))] == 0
+    )  # dropped whole, not half-applied
 
 
 def test_recompute_flops_are_the_prefill_cost_without_logits() -> None:
@@ -100,7 +103,7 @@ def test_recompute_flops_are_the_prefill_cost_without_logits() -> None:
     m = EngineMetrics("e0", "m0", model_spec=SMALL)
     m.record_recompute(6)
     m.record_recompute(0)
-    got = values(m)
+    got = sample_values(m.snapshot())
     assert got[(cat.RECOMPUTED_TOKENS.name, L)] == 6
     assert got[(cat.RECOMPUTED_FLOPS.name, L)] == pytest.approx(expected) == 16128
     assert m.hook_errors == 0

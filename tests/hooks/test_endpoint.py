@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-from gpumetrics.hooks import CONTENT_TYPE, EngineMetrics, serve
+from gpumetrics.hooks import CONTENT_TYPE, EngineMetrics, SampleReader, serve
 from gpumetrics.hooks._state import EngineState
+from gpumetrics.samples import Sample
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -87,7 +90,7 @@ def test_rendering_failure_is_a_500(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("broken")
 
     with EngineMetrics("e0", "m0").serve() as endpoint:
-        monkeypatch.setattr(EngineState, "_collect", boom)
+        monkeypatch.setattr(EngineState, "collect", boom)
         status, _, _ = _get(http.client.HTTPConnection("127.0.0.1", endpoint.port))
     assert status == 500
 
@@ -140,4 +143,73 @@ def test_ipv6_loopback() -> None:
     with endpoint:
         assert endpoint.url == f"http://[::1]:{endpoint.port}/metrics"
         status, _, _ = _get(http.client.HTTPConnection("::1", endpoint.port))
+        assert status == 200
+
+
+class _Fixed:
+    """A SampleReader that is not EngineMetrics: the endpoint reads only the protocol."""
+
+    engine, model = "custom", "m0"
+
+    def collect(self) -> tuple[Sample, ...]:
+        return (Sample("gpumetrics_engine_preemptions_total", ("custom", "m0"), 7.0),)
+
+
+def test_the_endpoint_serves_any_sample_reader() -> None:
+    assert isinstance(_Fixed(), SampleReader)
+    with serve(_Fixed()) as endpoint:
+        status, _, body = _get(http.client.HTTPConnection("127.0.0.1", endpoint.port))
+    assert status == 200
+    assert b'gpumetrics_engine_preemptions_total{engine="custom",model="m0"} 7.0' in body
+
+
+def _in_child(write_fd: int, check: Callable[[], bytes]) -> NoReturn:
+    """Run `check` in a forked child, send its answer to the parent, and exit at once."""
+    signal.alarm(20)  # a child that hangs (close() waiting on a dead thread) dies instead
+    try:
+        answer = check()
+    except BaseException as exc:
+        answer = f"error: {exc!r}".encode()
+    os.write(write_fd, answer)
+    os._exit(0)
+
+
+def _fork(check: Callable[[], bytes]) -> bytes:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _in_child(write_fd, check)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, answer
+    return answer
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_serve_and_can_start_its_own(sock_dir: Path) -> None:
+    m = EngineMetrics("e0", "m0")
+    path = str(sock_dir / "parent.sock")
+    with m.serve() as tcp, m.serve(unix_socket=path) as unix:
+
+        def child() -> bytes:
+            closed = tcp.closed and unix.closed
+            tcp.close()  # returns at once: no shutdown() waiting on the parent's thread
+            unix.close()
+            m.record_preemption(5)  # the child's own copy of the counters
+            with m.serve() as own:
+                status, _, body = _get(http.client.HTTPConnection("127.0.0.1", own.port))
+            served = status == 200 and b"preemptions_total" in body
+            return b"ok" if closed and served else f"{closed=} {served=}".encode()
+
+        assert _fork(child) == b"ok"
+        # The parent's endpoints still serve, its Unix socket file is still there, and the
+        # child's counters never reached the parent.
+        assert not tcp.closed
+        assert os.path.exists(path)
+        _, _, body = _get(http.client.HTTPConnection("127.0.0.1", tcp.port))
+        assert b'gpumetrics_engine_preemptions_total{engine="e0",model="m0"} 0' in body
+        status, _, _ = _get(_UnixConnection(path))
         assert status == 200

@@ -27,7 +27,15 @@ def test_importing_the_hooks_pulls_nothing_heavy() -> None:
 
 def test_public_api() -> None:
     assert sorted(hooks.__all__) == sorted(
-        ["CONTENT_TYPE", "PHASES", "EngineMetrics", "MetricsEndpoint", "render_samples", "serve"]
+        [
+            "CONTENT_TYPE",
+            "PHASES",
+            "EngineMetrics",
+            "MetricsEndpoint",
+            "SampleReader",
+            "render_samples",
+            "serve",
+        ]
     )
     assert all(hasattr(hooks, name) for name in hooks.__all__)
     assert hooks.PHASES == ("prefill", "decode", "mixed")

@@ -120,7 +120,7 @@ def test_readers_never_raise(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("broken")
 
     m = EngineMetrics("e0", "m0")
-    monkeypatch.setattr(EngineState, "_collect", boom)
+    monkeypatch.setattr(EngineState, "collect", boom)
     assert m.snapshot() == ()
     assert m.render_text() == b""
     assert m.hook_errors == 2

@@ -12,6 +12,8 @@ from gpumetrics.hardware import GPUS, with_overrides
 from gpumetrics.profile.planner import RooflinePlan, plan, plan_to_dict, verdict
 
 GIB = 2**30
+H200_MEMORY = 150_754_820_096  # NVML's total on a real H200
+RESERVE_8B = GIB  # activations of an 8,192-token chunk (0.90 GiB) are under the 1 GiB floor
 
 # Llama-3-8B: L=32, D=4096, Hq=32, Hkv=8, d=128, I=14336, V=128256; bf16 weights and KV.
 PARAMS_8B = 8_030_261_248
@@ -33,7 +35,7 @@ def _decode_8b(batch: int, context: int) -> tuple[int, int, int, int]:
     return qkv + o_proj + attention + ffn + lm_head, weights, kv_read, kv_write
 
 
-CAPACITY_8B_H200 = math.floor((141 * GIB * 0.9 - PARAMS_8B * 2) / 131072)
+CAPACITY_8B_H200 = math.floor((H200_MEMORY * 0.9 - PARAMS_8B * 2 - RESERVE_8B) / 131072)
 BATCHES = (1, 8, 64, 256)
 CONTEXTS = (512, 4096)
 
@@ -58,7 +60,7 @@ def _crossover_8b(context: int) -> int | None:
 
 
 def test_capacity_by_hand() -> None:
-    assert CAPACITY_8B_H200 == 917_032
+    assert CAPACITY_8B_H200 == 904_427
 
 
 def test_decode_numbers_by_hand() -> None:
@@ -97,7 +99,8 @@ def test_plan_header(plan_8b_h200: RooflinePlan) -> None:
     assert p.ridge == pytest.approx(PEAK_H200 / BW_H200)
     assert p.weight_bytes_per_gpu == PARAMS_8B * 2
     assert p.kv_bytes_per_token == 131072
-    assert p.kv_budget_bytes == pytest.approx(141 * GIB * 0.9 - PARAMS_8B * 2)
+    assert p.kv_budget_bytes == pytest.approx(H200_MEMORY * 0.9 - PARAMS_8B * 2 - RESERVE_8B)
+    assert p.reserve.bytes == RESERVE_8B
     assert p.kv_capacity_tokens == CAPACITY_8B_H200
 
 
@@ -142,9 +145,9 @@ def test_plan_marks_and_summaries(plan_8b_h200: RooflinePlan) -> None:
         assert s.crossover_batch == _crossover_8b(c)
         assert s.max_batch_fits == CAPACITY_8B_H200 // c
     assert summaries[512].crossover_batch == 2182
-    assert summaries[512].max_batch_fits == 1791
+    assert summaries[512].max_batch_fits == 1766
     assert summaries[4096].crossover_batch is None
-    assert summaries[4096].max_batch_fits == 223
+    assert summaries[4096].max_batch_fits == 220
 
 
 def test_plan_to_dict_rows(plan_8b_h200: RooflinePlan) -> None:
@@ -179,12 +182,12 @@ def test_verdict_one_sentence_per_context(plan_8b_h200: RooflinePlan) -> None:
     short, long = lines
     assert "512" in short
     # The binding limit at 512 tokens is KV capacity: it would cross the ridge at batch 2182,
-    # but KV only fits 1791 sequences (both computed by hand above).
+    # but KV only fits 1766 sequences (both computed by hand above).
     assert "2182" in short
-    assert "1791" in short
+    assert "1766" in short
     assert "4096" in long
     assert "memory" in long.lower()
-    assert "223" in long
+    assert "220" in long
 
 
 # ------------------------------------------------------------------------------------------
@@ -203,7 +206,8 @@ def test_plan_tp_per_gpu(tp: int, kv_heads_per_gpu: int) -> None:
     per_token = 2 * 32 * kv_heads_per_gpu * 128 * 2
     assert p.kv_bytes_per_token == per_token
     assert p.weight_bytes_per_gpu == pytest.approx(PARAMS_8B * 2 / tp)
-    assert p.kv_capacity_tokens == math.floor((141 * GIB * 0.9 - PARAMS_8B * 2 / tp) / per_token)
+    budget = H200_MEMORY * 0.9 - PARAMS_8B * 2 / tp - RESERVE_8B
+    assert p.kv_capacity_tokens == math.floor(budget / per_token)
     assert row.kv_bytes == 32 * 2048 * per_token
 
 

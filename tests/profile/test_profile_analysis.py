@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from gpumetrics.costmodel import PRESETS, decode_batch
@@ -169,7 +167,13 @@ def test_marks_and_group_summaries() -> None:
     )
     assert (g1024.first_compute_bound, g1024.knee, g1024.largest_fit) == (None, None, 1)
     assert g1024.top_gain == pytest.approx(1.0)
-    assert g1024.max_batch_fits == _pool().budget_blocks // math.ceil(1024 / 16)
+    # The same rule as the marks: the largest batch whose cell's blocks fit the budget.
+    budget = _pool().budget_blocks
+    assert blocks_needed(CellSpec(DECODE, g1024.max_batch_fits, 1024), PLAN, 16) <= budget
+    assert blocks_needed(CellSpec(DECODE, g1024.max_batch_fits + 1, 1024), PLAN, 16) > budget
+    assert g1024.max_batch_fits == 1
+    assert g128.max_batch_fits is not None
+    assert 8 <= g128.max_batch_fits < 16  # agrees with "largest fit" 8 and 16 not fitting
 
     # tiny's fp32 decode intensity at context 1024 tends to 1.64 FLOP/B < the ridge (10):
     # KV reads keep it memory-bound at any batch.
@@ -198,7 +202,8 @@ def test_verdict_says_when_the_kv_budget_binds_before_the_ridge() -> None:
     outcomes: list[SweepOutcome] = [
         _measured(CellSpec(DECODE, b, 1024), intensity=0.4 * b, tps=100.0 * b) for b in (1, 2)
     ]
-    pool = KvPool(72, 16, 1024.0, 72, "tiny budget")  # one sequence of 1024 tokens
+    one = blocks_needed(CellSpec(DECODE, 1, 1024), PLAN, 16)  # one sequence of 1024 tokens
+    pool = KvPool(one, 16, 1024.0, one, "tiny budget")
     results, groups = analyze(outcomes, low_ridge, pool=pool, plan=PLAN, model=MODEL, dtype="fp32")
     # The cost-model crossover, found by brute force rather than the planner's search.
     crossover = next(
@@ -230,3 +235,31 @@ def test_overhead_and_naive_vs_real_lines() -> None:
     assert any(
         line.startswith("prefill at context 64: compute-bound from chunk 64") for line in lines
     )
+
+
+@pytest.mark.parametrize("budget", [0, 40, 81, 128, 130, 200, 390, 1000, 5000])
+def test_largest_fit_and_the_verdicts_batch_bound_agree(budget: int) -> None:
+    """Whatever the budget: every swept batch up to the group's bound fits and is marked
+    no higher than it, every batch above it does not fit, and the verdict quotes that bound.
+    (130 blocks: a context-only count, 130 // 8, would claim batch 16 fits at context 128,
+    but its cell needs 16 x 9 = 144 blocks; 128 at context 1024 likewise claims batch 2.)"""
+    outcomes: list[SweepOutcome] = [
+        _measured(CellSpec(DECODE, b, c), intensity=0.1 * b, tps=10.0 * b)
+        for c in (128, 1024)
+        for b in (1, 2, 4, 8, 16, 32)
+    ]
+    pool = KvPool(budget, 16, 1024.0, budget, "test budget")
+    results, groups = analyze(outcomes, ROOFS, pool=pool, plan=PLAN, model=MODEL, dtype="fp32")
+    lines = verdict(results, groups, ROOFS, pool)
+    for g in groups:
+        assert g.max_batch_fits is not None
+        cells = [r for r in results if r.cell.context == g.context]
+        for r in cells:
+            assert r.fits == (r.cell.batch <= g.max_batch_fits), (g.context, r.cell.batch)
+        marked = [r.cell.batch for r in cells if Mark.LARGEST_FIT in r.marks]
+        expected = [b for b in (1, 2, 4, 8, 16, 32) if b <= g.max_batch_fits]
+        assert marked == expected[-1:]
+        assert g.largest_fit == (expected[-1] if expected else None)
+        line = next(x for x in lines if x.startswith(f"decode at context {g.context}:"))
+        if g.max_batch_fits:
+            assert f"holds batch ≤ {g.max_batch_fits:,} at this context" in line

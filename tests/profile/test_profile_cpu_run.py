@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,6 +23,7 @@ from gpumetrics.cli import cli  # noqa: E402
 from gpumetrics.profile.plot import DPI, SIZE_INCHES  # noqa: E402
 from gpumetrics.profile.report_csv import CSV_COLUMNS  # noqa: E402
 from gpumetrics.profile.schema import JSON_SCHEMA  # noqa: E402
+from gpumetrics.profile.table import LEGEND  # noqa: E402
 
 SWEEP = ["profile", "--device", "cpu", "--model", "tiny", "--batch", "1,4", "--context", "64,128"]
 FAST = ["--steps", "4", "--warmup", "1"]
@@ -155,6 +157,14 @@ def test_html_is_one_self_contained_page(outputs: tuple[Result, Path]) -> None:
     assert page.external == []
     assert "script" not in page.tags
     assert "link" not in page.tags
+    # The terminal's column legend, word for word.
+    assert LEGEND in html.unescape((out / "r.html").read_text())
+    assert "largest fit: the largest swept batch" in LEGEND
+
+
+def test_the_terminal_prints_the_legend(outputs: tuple[Result, Path]) -> None:
+    result, _ = outputs
+    assert "% roof: that over the measured step" in result.stdout
 
 
 def test_cells_that_do_not_fit_are_skipped_and_the_rest_kept(tmp_path: Path) -> None:
@@ -180,6 +190,16 @@ def test_cells_that_do_not_fit_are_skipped_and_the_rest_kept(tmp_path: Path) -> 
     assert report["calibration"] is None  # both peaks given: nothing to measure
     assert "skipped" in result.stdout
     assert "2 cell(s) skipped" in result.stdout
+    # The verdict's batch bound agrees with the marks: b1 fits, b4 does not, so 1 <= bound < 4.
+    for group in report["groups"]:
+        if group["phase"] == "decode":
+            assert 1 <= group["max_batch_fits"] < 4, group
+            line = next(
+                v
+                for v in report["verdict"]
+                if v.startswith(f"decode at context {group['context']}:")
+            )
+            assert f"holds batch ≤ {group['max_batch_fits']} at this context" in line
 
 
 def test_a_sweep_where_nothing_fits_exits_1_and_still_writes(tmp_path: Path) -> None:

@@ -59,6 +59,10 @@ class FakeRunner:
     def pool(self) -> KvPool:
         return self._pool
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return ()
+
     def run(self, cell: CellSpec, plan: StepPlan, window: MeasureWindow) -> CellMeasurement:
         if cell in self._oom:
             raise CellSkipped("device out of memory: test")

@@ -11,6 +11,7 @@ from gpumetrics.catalog import engine as e
 from gpumetrics.export.prometheus import render_text
 from gpumetrics.samples import Collection, HistogramValue, Sample, Snapshot
 from gpumetrics.sources.engine import EngineConfig, EngineError, collection_from_text
+from gpumetrics.testing.sample_values import sample_values
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "engines"
 URL = "http://127.0.0.1:9/metrics"
@@ -26,14 +27,11 @@ def fixture(name: str) -> str:
 
 
 def values(collection: Collection) -> Values:
-    """Samples by (metric, labels); every value a float or a histogram, no duplicates."""
-    found: Values = {}
-    for sample in collection.samples:
-        key = (sample.metric, sample.labels)
-        assert key not in found, f"duplicate series {key}"
-        assert all(isinstance(label, str) for label in sample.labels)
-        assert isinstance(sample.value, (float, HistogramValue))
-        found[key] = sample.value
+    """Samples by (metric, labels) (no duplicates); labels strings, values floats or
+    histograms, whatever the engine's text held."""
+    found = sample_values(collection)
+    assert all(isinstance(label, str) for _, labels in found for label in labels)
+    assert all(isinstance(value, float | HistogramValue) for value in found.values())
     return found
 
 

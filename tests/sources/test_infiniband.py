@@ -8,7 +8,6 @@ import pytest
 
 from gpumetrics import catalog
 from gpumetrics.errors import UnavailableError
-from gpumetrics.samples import Collection
 from gpumetrics.sources import Source
 from gpumetrics.sources.infiniband import (
     DEFAULT_ROOT,
@@ -17,6 +16,7 @@ from gpumetrics.sources.infiniband import (
     parse_rate,
     parse_state,
 )
+from gpumetrics.testing.sample_values import scalar_values
 from gpumetrics.testing.sysfs import (
     LANE_RATES,
     CounterSet,
@@ -38,20 +38,10 @@ def tree(tmp_path: Path) -> FakeInfinibandTree:
     return FakeInfinibandTree(tmp_path / "infiniband")
 
 
-def _values(collection: Collection) -> Values:
-    values: Values = {}
-    for sample in collection.samples:
-        key = (sample.metric, sample.labels)
-        assert key not in values, f"duplicate series {key}"
-        assert isinstance(sample.value, float)
-        values[key] = sample.value
-    return values
-
-
-def _collect(source: InfinibandSource) -> Values:
-    collection = source.collect(NOW)
+def _collect(source: InfinibandSource, now: float = NOW) -> Values:
+    collection = source.collect(now)
     assert collection.errors == ()
-    return _values(collection)
+    return scalar_values(collection)
 
 
 def _bytes(values: Values, direction: str, port: tuple[str, str] = PORT) -> float:
@@ -198,12 +188,13 @@ def test_32_bit_data_counter_wrap_adds_the_true_delta(tree: FakeInfinibandTree) 
 
     port.add_bytes(tx=2400)  # 600 words: wraps to 500
     assert port.counter("port_xmit_data") == 500
-    second = _bytes(_collect(source), "tx")
+    # 2400 bytes in a second at NDR: a plausible wrap, counted as one.
+    second = _bytes(_collect(source, NOW + 1), "tx")
     assert second == (2**32 + 500) * 4  # = first + 2400
     assert second - first == 2400
 
     port.add_bytes(tx=40)
-    third = _bytes(_collect(source), "tx")
+    third = _bytes(_collect(source, NOW + 2), "tx")
     assert third - second == 40
     assert first < second < third
 
@@ -222,14 +213,15 @@ def test_narrow_error_counters_wrap_at_their_own_width(tree: FakeInfinibandTree)
     assert values[(net.IB_ERRORS.name, (*PORT, "link_downed"))] == 260.0
 
 
-def test_64_bit_counters_pass_through_raw_even_when_reset(tree: FakeInfinibandTree) -> None:
+def test_64_bit_reset_adds_the_new_reading_never_goes_back(tree: FakeInfinibandTree) -> None:
     port = tree.add_port(counter_set=CounterSet.EXTENDED)
     port.set_counter("port_rcv_data", 3_000_000_000)
     source = InfinibandSource(tree.root)
     assert _bytes(_collect(source), "rx") == 12e9
-    port.reset_counters()  # perfquery -x -R: a real reset, which Prometheus should see
+    port.reset_counters()  # perfquery -x -R
     port.add_bytes(rx=8)
-    assert _bytes(_collect(source), "rx") == 8.0
+    # The 8 bytes since the reset are added; the 12 GB before it are not lost or repeated.
+    assert _bytes(_collect(source, NOW + 1), "rx") == 12e9 + 8
 
 
 def test_width_is_detected_from_a_value_above_32_bits(tree: FakeInfinibandTree) -> None:
@@ -240,7 +232,7 @@ def test_width_is_detected_from_a_value_above_32_bits(tree: FakeInfinibandTree) 
     port.add_counter("port_xmit_data", 5)
     assert _bytes(_collect(source), "tx") == (2**32 + 4) * 4
     port.reset_counters()  # now known 64-bit: a drop is a reset, not a wrap
-    assert _bytes(_collect(source), "tx") == 0.0
+    assert _bytes(_collect(source), "tx") == (2**32 + 4) * 4  # and never goes back
 
 
 def test_caller_can_declare_the_width(tree: FakeInfinibandTree) -> None:
@@ -251,9 +243,10 @@ def test_caller_can_declare_the_width(tree: FakeInfinibandTree) -> None:
     declared.collect(NOW)
     guessed.collect(NOW)
     port.set_counter("port_xmit_data", 10)  # a reset on a 64-bit counter
-    assert _bytes(_collect(declared), "tx") == 40.0
-    # Without the declaration the drop from the upper half reads as a 32-bit wrap.
-    assert _bytes(_collect(guessed), "tx") == (2**32 + 10) * 4
+    assert _bytes(_collect(declared, NOW + 1), "tx") == 12e9 + 40
+    # Without the declaration, and with only this counter to judge by, the drop from the
+    # upper half is a plausible wrap at NDR: 5.2 GB in a second is a tenth of line rate.
+    assert _bytes(_collect(guessed, NOW + 1), "tx") == (2**32 + 10) * 4
 
 
 def test_saturated_32_bit_traffic_counter_is_reported(tree: FakeInfinibandTree) -> None:
@@ -263,7 +256,7 @@ def test_saturated_32_bit_traffic_counter_is_reported(tree: FakeInfinibandTree) 
     assert port.counter("port_rcv_data") == 2**32 - 1
     collection = InfinibandSource(tree.root).collect(NOW)
     assert collection.errors == ("saturated",)
-    assert _bytes(_values(collection), "rx") == (2**32 - 1) * 4
+    assert _bytes(scalar_values(collection), "rx") == (2**32 - 1) * 4
 
 
 def test_no_pma_files_are_skipped_without_error(tree: FakeInfinibandTree) -> None:
@@ -289,7 +282,7 @@ def test_garbage_is_a_parse_error_and_the_rest_still_flows(tree: FakeInfinibandT
     port.write("rate", "fast\n")
     collection = InfinibandSource(tree.root).collect(NOW)
     assert collection.errors == ("parse", "parse")
-    values = _values(collection)
+    values = scalar_values(collection)
     assert _bytes(values, "tx") == 64.0
     assert (net.IB_DATA_BYTES.name, (*PORT, "rx")) not in values
     assert (net.IB_RATE.name, PORT) not in values
@@ -303,7 +296,7 @@ def test_unreadable_file_is_a_read_error(tree: FakeInfinibandTree) -> None:
     counter.mkdir()  # reading it fails with EISDIR
     collection = InfinibandSource(tree.root).collect(NOW)
     assert collection.errors == ("read",)
-    assert (net.IB_ERRORS.name, (*PORT, "symbol_error")) not in _values(collection)
+    assert (net.IB_ERRORS.name, (*PORT, "symbol_error")) not in scalar_values(collection)
 
 
 def test_roce_congestion_counters(tree: FakeInfinibandTree) -> None:

@@ -25,6 +25,7 @@ from gpumetrics.sources.nvml_fields import (
 )
 from gpumetrics.sources.nvml_lib import GpuLostError
 from gpumetrics.testing import FakeNvml, GpuRates, ManualClock, Phase, Workload
+from gpumetrics.testing.sample_values import scalar_values
 from gpumetrics.units import GIB, MIB
 
 from .conftest import START
@@ -52,23 +53,13 @@ GPU1_IN_B = GpuRates(power_watts=200.0, nvlink_tx_bytes_per_second=8 * GIB)
 RATES = Workload((Phase("a", 10.0, PHASE_A), Phase("b", 20.0, PHASE_B, per_gpu=((1, GPU1_IN_B),))))
 
 
-def _index(collection: Collection) -> dict[tuple[str, tuple[str, ...]], float]:
-    out: dict[tuple[str, tuple[str, ...]], float] = {}
-    for sample in collection.samples:
-        key = (sample.metric, sample.labels)
-        assert key not in out, f"duplicate series {key}"
-        assert isinstance(sample.value, float)
-        out[key] = sample.value
-    return out
-
-
 def _labels(fake: FakeNvml, gpu: int) -> tuple[str, str, str]:
     device = fake.devices[gpu]
     return (str(gpu), device.uuid, device.name)
 
 
 def _value(collection: Collection, spec: MetricSpec, *labels: str) -> float:
-    return _index(collection)[(spec.name, labels)]
+    return scalar_values(collection)[(spec.name, labels)]
 
 
 def _metrics_of(collection: Collection, gpu_key: str) -> set[str]:
@@ -146,7 +137,7 @@ def test_batched_fields_decode_as_pynvmls_own_wrapper_reads_them(
     source = open_source(gpm=False, xid=False)
     for _ in range(3):
         clock.advance(0.7)
-        got = _index(source.collect(clock()))
+        got = scalar_values(source.collect(clock()))
         checked = 0
         for device in source.devices:
             requests = [read.request for read in device.reads]

@@ -52,13 +52,15 @@ def _script() -> ModuleType:
 ENVS = _script()
 
 #: Run a gpumetrics command as `python -m gpumetrics` would, then say (on stderr, at exit)
-#: which pynvml was imported and whether the NVML source was loaded.
+#: which pynvml was imported and whether a module of the NVML source (`sources/nvml*`: the
+#: source, its doctor probes, its library loader) was loaded.
 _WRAPPER = """
 import atexit, sys
 def _report():
     nvml = sys.modules.get("pynvml")
     print("NVML-COMPAT", getattr(nvml, "__file__", None),
-          "gpumetrics.sources.nvml" in sys.modules, file=sys.stderr, flush=True)
+          any(m.startswith("gpumetrics.sources.nvml") for m in sys.modules),
+          file=sys.stderr, flush=True)
 atexit.register(_report)
 from gpumetrics.cli import main
 sys.argv = ["gpumetrics", *sys.argv[1:]]
@@ -91,13 +93,16 @@ class Env:
         env["PYTHONPATH"] = f"{self.path}{os.pathsep}{REPO}"
         return env
 
-    def check_report(self, stderr: str) -> None:
-        """The wrapper's exit line names this env's pynvml, and the NVML source was loaded."""
+    def check_report(self, stderr: str, *, nvml: bool = True) -> None:
+        """The wrapper's exit line names this env's pynvml and the NVML source was loaded; or,
+        for a command that has no use for NVML (`nvml=False`: the CLI loads subcommands
+        lazily), that the NVML source was not loaded, and any pynvml (torch.cuda imports one)
+        is this env's."""
         lines = [line for line in stderr.splitlines() if line.startswith("NVML-COMPAT ")]
         assert lines, f"no NVML-COMPAT line; stderr:\n{stderr[-2000:]}"
         _, file, loaded = lines[-1].split(" ")
-        assert Path(file) == self.path / "pynvml.py"
-        assert loaded == "True"
+        assert loaded == str(nvml)
+        assert Path(file) == self.path / "pynvml.py" or (not nvml and file == "None")
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +254,7 @@ def test_serve_scraped_once_then_sigterm(env: Env) -> None:
 def test_worker(env: Env) -> None:
     result = _gpumetrics(env, "worker", "--device", "cpu", "--model", "tiny", "--requests", "2")
     assert result.returncode == 0, result.stderr[-2000:]
-    env.check_report(result.stderr)
+    env.check_report(result.stderr, nvml=False)  # the worker on CPU never needs NVML
 
 
 def test_profile(env: Env, tmp_path: Path) -> None:
@@ -260,6 +265,6 @@ def test_profile(env: Env, tmp_path: Path) -> None:
         "--json", str(report),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    env.check_report(result.stderr)
+    env.check_report(result.stderr, nvml=False)  # a CPU sweep has no GPU counters to read
     cells = json.loads(report.read_text())["cells"]
     assert len(cells) == 1

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("torch", reason="the worker needs torch: pip install 'gpumetrics[worker]'")
-
 from gpumetrics.worker.block_manager import BlockManager
 
 BS = 4

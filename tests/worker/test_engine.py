@@ -12,7 +12,7 @@ pytest.importorskip("torch", reason="the worker needs torch: pip install 'gpumet
 from gpumetrics.catalog import engine as cat
 from gpumetrics.costmodel import PRESETS
 from gpumetrics.hooks import EngineMetrics
-from gpumetrics.samples import HistogramValue
+from gpumetrics.testing.sample_values import metric_totals
 from gpumetrics.worker import Engine, EngineConfig, FinishedRequest, WorkerSummary
 
 SPEC = PRESETS["tiny"]
@@ -80,18 +80,8 @@ def test_with_a_large_pool_the_same_turn_hits() -> None:
     assert engine.summary().prefix_hit_ratio == pytest.approx(12 / 58)
 
 
-def _values(metrics: EngineMetrics) -> dict[str, float]:
-    """Snapshot values by metric name, summed over label sets (histograms: their count)."""
-    out: dict[str, float] = {}
-    for sample in metrics.snapshot():
-        value = sample.value
-        v = value.count if isinstance(value, HistogramValue) else value
-        out[sample.metric] = out.get(sample.metric, 0.0) + v
-    return out
-
-
 def _assert_hooks_match(summary: WorkerSummary, metrics: EngineMetrics) -> None:
-    got = _values(metrics)
+    got = metric_totals(metrics.snapshot())
     assert got[cat.STEPS.name] == summary.steps
     assert got[cat.PREFIX_QUERIED.name] == summary.prefix_query_tokens
     assert got[cat.PREFIX_HIT.name] == summary.prefix_hit_tokens
@@ -115,7 +105,7 @@ def test_hooks_receive_the_eviction_scenario() -> None:
     engine, _, _ = _turn_two(blocks=8)
     summary = engine.summary()
     _assert_hooks_match(summary, engine.metrics)
-    got = _values(engine.metrics)
+    got = metric_totals(engine.metrics.snapshot())
     assert got[cat.KV_CAPACITY_BLOCKS.name] == 8
     assert got[cat.KV_USED_BLOCKS.name] == 0
     assert got[cat.KV_EVICTABLE_BLOCKS.name] == engine.blocks.num_evictable > 0

@@ -17,8 +17,11 @@ from gpumetrics.worker import (
     ChatScenario,
     Engine,
     EngineConfig,
+    TurnRequest,
+    WorkerSummary,
     run_load,
 )
+from gpumetrics.worker.loadgen import VirtualClock
 from gpumetrics.worker.tokenizer import BOS
 
 SPEC = PRESETS["tiny"]
@@ -140,3 +143,97 @@ def test_run_load_needs_exactly_one_limit() -> None:
 def test_scenario_validation(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="must"):
         ChatScenario(**bad)  # type: ignore[arg-type]
+
+
+class _Recording(ChatLoad):
+    """A ChatLoad that keeps every turn it hands out, in order."""
+
+    def __init__(self, scenario: ChatScenario, tokenizer: ByteTokenizer, *, max_context: int):
+        super().__init__(scenario, tokenizer, max_context=max_context)
+        self.sent: list[tuple[int, int, tuple[int, ...], int]] = []
+
+    def due(self, now: float, limit: int | None = None) -> list[TurnRequest]:
+        out = super().due(now, limit)
+        self.sent.extend((t.conversation, t.turn, t.prompt, t.max_tokens) for t in out)
+        return out
+
+
+def _pressured_run(
+    tick: float, virtual: VirtualClock | None
+) -> tuple[list[tuple[int, int, tuple[int, ...], int]], WorkerSummary]:
+    """The eviction scenario above, on an engine whose clock moves `tick` s per reading
+    (a faster or slower machine), with or without a virtual load clock."""
+    clock = FakeClock(tick)
+    config = EngineConfig(SPEC, kv_blocks=24, block_size=16, max_batch=8, max_batch_tokens=256)
+    engine = Engine(config, clock=clock)
+    scenario = replace(SCENARIOS["chat"], arrival_rate=20.0, think_time_s=0.5, seed=3)
+    load = _Recording(scenario, TOKENIZER, max_context=24 * 16)
+    summary = run_load(engine, load, requests=30, sleep=clock.sleep, virtual=virtual)
+    return load.sent, summary
+
+
+_OUTCOMES = (
+    "prefix_query_tokens",
+    "prefix_hit_tokens",
+    "evicted_blocks",
+    "recomputed_tokens",
+    "generated_tokens",
+    "prompt_tokens",
+    "preemptions",
+)
+
+
+def test_virtual_clock_gives_the_same_run_on_any_machine() -> None:
+    """Same seed, engines 20x apart in speed: on the virtual clock the same requests go out
+    in the same order and hit the prefix cache identically; on the engine's clock the
+    interleaving follows the machine's speed and the runs differ."""
+    fast_sent, fast = _pressured_run(0.001, VirtualClock())
+    slow_sent, slow = _pressured_run(0.02, VirtualClock())
+    assert len(fast_sent) == 30
+    assert fast_sent == slow_sent
+    for field in _OUTCOMES:
+        assert getattr(fast, field) == getattr(slow, field), field
+    assert fast.evicted_blocks > 0  # the pressure is real: hits depend on the order
+    wall_fast_sent, _ = _pressured_run(0.001, None)
+    wall_slow_sent, _ = _pressured_run(0.02, None)
+    assert wall_fast_sent != wall_slow_sent
+
+
+def test_virtual_clock_with_the_real_clock_twice() -> None:
+    """Two runs on the real perf_counter: the virtual schedule makes them identical."""
+    runs = []
+    for _ in range(2):
+        engine = Engine(EngineConfig(SPEC, kv_blocks=24, max_batch=8, max_batch_tokens=256))
+        load = _Recording(
+            replace(SCENARIOS["chat"], arrival_rate=50.0, think_time_s=0.05),
+            TOKENIZER,
+            max_context=24 * 16,
+        )
+        summary = run_load(engine, load, requests=20, virtual=VirtualClock(0.005))
+        runs.append((load.sent, summary.prefix_hit_tokens, summary.evicted_blocks))
+    assert runs[0] == runs[1]
+
+
+def test_virtual_clock_advances_per_step_and_jumps_idle_waits() -> None:
+    clock = VirtualClock(0.25)
+    clock.step()
+    clock.step()
+    assert clock.now == 0.5
+    clock.wait_until(2.0)
+    assert clock.now == 2.0
+    clock.wait_until(1.0)  # never backwards
+    assert clock.now == 2.0
+    with pytest.raises(ValueError, match="step_s"):
+        VirtualClock(0)
+
+
+def test_virtual_duration_is_in_simulated_seconds() -> None:
+    """duration 0.5 virtual s at 10 ms per step: admission stops after at most 50 busy
+    steps' worth of simulated time, however slow the engine's clock is."""
+    clock = FakeClock(1.0)  # one whole second per reading: 0.5 s of wall time is 1 reading
+    engine = Engine(EngineConfig(SPEC, kv_blocks=64), clock=clock)
+    load = _Recording(SCENARIOS["chat"], TOKENIZER, max_context=1024)
+    virtual = VirtualClock()
+    summary = run_load(engine, load, duration_s=0.5, virtual=virtual)
+    assert summary.requests == len(load.sent) > 1
+    assert not engine.has_work

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("torch", reason="the worker needs torch: pip install 'gpumetrics[worker]'")
-
 from gpumetrics.worker.block_manager import BlockManager
-from gpumetrics.worker.scheduler import Scheduler, SchedulerOutput, Sequence
+from gpumetrics.worker.scheduler import Scheduler, SchedulerOutput
+from gpumetrics.worker.sequence import Sequence, SequenceStatus
 
 BS = 4
 
@@ -109,12 +108,14 @@ def test_preemption_when_blocks_run_out_is_counted_and_recomputed() -> None:
         done += finished
         if out.preempted:
             assert s.waiting[0] is b
+            assert b.status is SequenceStatus.PREEMPTED
             assert b.num_computed == 0
             assert not b.block_table
     assert preempted >= 1
     assert done[0] is a
     assert {x.request_id for x in done} == {0, 1}
     assert all(x.output_len == 12 for x in done)
+    assert all(x.status is SequenceStatus.FINISHED for x in done)
     assert recomputed
     assert all(r > 0 for r in recomputed)
     assert s.blocks.num_used == 0
@@ -134,6 +135,7 @@ def test_a_running_sequence_preempts_itself_when_it_is_the_newest() -> None:
     assert a.num_computed == 8
     assert s.running == [a]
     assert list(s.waiting) == [b]
+    assert (a.status, b.status) == (SequenceStatus.RUNNING, SequenceStatus.PREEMPTED)
     assert b.high_water == 8
 
 
@@ -146,3 +148,35 @@ def test_admission_never_preempts_and_keeps_order() -> None:
     assert [e.seq.request_id for e in out.entries] == [0]
     assert out.preempted == 0
     assert [q.request_id for q in s.waiting] == [1, 2]
+
+
+def test_a_sequences_status_follows_its_life_through_preemption() -> None:
+    """The preempt-itself scenario above, step by step: b is WAITING, RUNNING, PREEMPTED,
+    RUNNING again when a finishes and frees its blocks, FINISHED at its fourth output."""
+    s = _sched(blocks=4)
+    a = _add(s, 0, 7, max_tokens=4)
+    b = _add(s, 1, 8, max_tokens=4)
+    seen = [b.status]
+    while s.has_work:
+        _step(s)
+        if b.status is not seen[-1]:
+            seen.append(b.status)
+    assert seen == [
+        SequenceStatus.WAITING,
+        SequenceStatus.RUNNING,
+        SequenceStatus.PREEMPTED,
+        SequenceStatus.RUNNING,
+        SequenceStatus.FINISHED,
+    ]
+    assert a.is_finished
+    assert b.is_finished
+    assert b.output_len == 4
+
+
+def test_only_a_new_sequence_can_be_queued() -> None:
+    s = _sched()
+    seq = _add(s, 0, 5, max_tokens=1)
+    _step(s)
+    assert seq.is_finished
+    with pytest.raises(ValueError, match="only a new sequence"):
+        s.add(seq)

@@ -7,6 +7,7 @@ from grafana_foundation_sdk.builders import timeseries
 
 from ...catalog import gpu as g
 from ..rules import recording as r
+from ..rules.promql import sel
 from ..rules.recording import help_of
 from .panels import Q, Row, build_dashboard, describe, stat_panel, timeseries_panel
 from .variables import (
@@ -35,12 +36,7 @@ _GPU_WHO = "GPU {{gpu}} on {{instance}}"
 _FLOP_PER_BYTE = "suffix:FLOP/B"
 
 
-def _eng(name: str, dtype: bool = False) -> str:
-    return f"{name}{{{with_dtype(ENGINE) if dtype else ENGINE}}}"
-
-
-def _gpu(name: str) -> str:
-    return f"{name}{{{GPU}}}"
+_ENGINE_DTYPE = with_dtype(ENGINE)
 
 
 def _roofline() -> Row:
@@ -54,9 +50,9 @@ def _roofline() -> Row:
                 "be free; above it, compute-bound.",
                 _FLOP_PER_BYTE,
                 [
-                    Q(_eng(r.ARITHMETIC_INTENSITY["5m"]), f"intensity {_WHO}"),
-                    Q(_eng(r.ARITHMETIC_INTENSITY["1m"]), f"intensity 1m {_WHO}"),
-                    Q(_eng(r.ENGINE_RIDGE, dtype=True), f"ridge ({{{{dtype}}}}) {_WHO}"),
+                    Q(sel(r.ARITHMETIC_INTENSITY["5m"], ENGINE), f"intensity {_WHO}"),
+                    Q(sel(r.ARITHMETIC_INTENSITY["1m"], ENGINE), f"intensity 1m {_WHO}"),
+                    Q(sel(r.ENGINE_RIDGE, _ENGINE_DTYPE), f"ridge ({{{{dtype}}}}) {_WHO}"),
                 ],
                 log_scale=True,
             ),
@@ -64,7 +60,7 @@ def _roofline() -> Row:
                 "Bound",
                 f"{help_of(r.COMPUTE_BOUND)}",
                 "none",
-                [Q(_eng(r.COMPUTE_BOUND, dtype=True), _WHO)],
+                [Q(sel(r.COMPUTE_BOUND, _ENGINE_DTYPE), _WHO)],
                 mappings=(("0", "memory-bound", "blue"), ("1", "compute-bound", "purple")),
                 height=8,
             ),
@@ -88,8 +84,8 @@ def _utilisation() -> Row:
                 f"{help_of(r.MFU['5m'])} Measured against the dense peak of the chosen dtype.",
                 "percentunit",
                 [
-                    Q(_eng(r.MFU["5m"], dtype=True), f"5m {_WHO}"),
-                    Q(_eng(r.MFU["1m"], dtype=True), f"1m {_WHO}"),
+                    Q(sel(r.MFU["5m"], _ENGINE_DTYPE), f"5m {_WHO}"),
+                    Q(sel(r.MFU["1m"], _ENGINE_DTYPE), f"1m {_WHO}"),
                 ],
                 steps=((None, "blue"), (0.3, "green"), (0.8, "orange")),
                 show_thresholds=True,
@@ -99,7 +95,10 @@ def _utilisation() -> Row:
                 "MBU",
                 help_of(r.MBU["5m"]),
                 "percentunit",
-                [Q(_eng(r.MBU["5m"]), f"5m {_WHO}"), Q(_eng(r.MBU["1m"]), f"1m {_WHO}")],
+                [
+                    Q(sel(r.MBU["5m"], ENGINE), f"5m {_WHO}"),
+                    Q(sel(r.MBU["1m"], ENGINE), f"1m {_WHO}"),
+                ],
                 steps=((None, "blue"), (0.5, "green"), (0.9, "orange")),
                 show_thresholds=True,
                 min_value=0.0,
@@ -109,8 +108,8 @@ def _utilisation() -> Row:
                 f"{help_of(r.COMPUTE_FLOPS['5m'])} {help_of(r.ENGINE_PEAK_FLOPS)}",
                 "flops",
                 [
-                    Q(_eng(r.COMPUTE_FLOPS["5m"]), f"achieved {_WHO}"),
-                    Q(_eng(r.ENGINE_PEAK_FLOPS, dtype=True), f"peak ({{{{dtype}}}}) {_WHO}"),
+                    Q(sel(r.COMPUTE_FLOPS["5m"], ENGINE), f"achieved {_WHO}"),
+                    Q(sel(r.ENGINE_PEAK_FLOPS, _ENGINE_DTYPE), f"peak ({{{{dtype}}}}) {_WHO}"),
                 ],
                 min_value=0.0,
             ),
@@ -119,8 +118,8 @@ def _utilisation() -> Row:
                 f"{help_of(r.MEMORY_BYTES['5m'])} {help_of(r.ENGINE_PEAK_BANDWIDTH)}",
                 "Bps",
                 [
-                    Q(_eng(r.MEMORY_BYTES["5m"]), f"achieved {_WHO}"),
-                    Q(_eng(r.ENGINE_PEAK_BANDWIDTH), f"peak {_WHO}"),
+                    Q(sel(r.MEMORY_BYTES["5m"], ENGINE), f"achieved {_WHO}"),
+                    Q(sel(r.ENGINE_PEAK_BANDWIDTH, ENGINE), f"peak {_WHO}"),
                 ],
                 min_value=0.0,
             ),
@@ -148,30 +147,30 @@ def _gpm() -> Row:
                 "Tensor active vs naive utilization",
                 f"{describe(g.GPM_TENSOR_ACTIVE)} {describe(g.GPU_UTILIZATION_NAIVE)}",
                 [
-                    Q(_gpu(g.GPM_TENSOR_ACTIVE.name), f"tensor active {_GPU_WHO}"),
-                    Q(_gpu(g.GPU_UTILIZATION_NAIVE.name), f"naive {_GPU_WHO}"),
+                    Q(sel(g.GPM_TENSOR_ACTIVE.name, GPU), f"tensor active {_GPU_WHO}"),
+                    Q(sel(g.GPU_UTILIZATION_NAIVE.name, GPU), f"naive {_GPU_WHO}"),
                 ],
             ),
             _activity(
                 "DRAM active vs naive memory utilization",
                 f"{describe(g.GPM_DRAM_ACTIVE)} {describe(g.GPU_MEMORY_UTILIZATION_NAIVE)}",
                 [
-                    Q(_gpu(g.GPM_DRAM_ACTIVE.name), f"DRAM active {_GPU_WHO}"),
-                    Q(_gpu(g.GPU_MEMORY_UTILIZATION_NAIVE.name), f"naive {_GPU_WHO}"),
+                    Q(sel(g.GPM_DRAM_ACTIVE.name, GPU), f"DRAM active {_GPU_WHO}"),
+                    Q(sel(g.GPU_MEMORY_UTILIZATION_NAIVE.name, GPU), f"naive {_GPU_WHO}"),
                 ],
             ),
             _activity(
                 "SM active and occupancy",
                 f"{describe(g.GPM_SM_ACTIVE)} {describe(g.GPM_SM_OCCUPANCY)}",
                 [
-                    Q(_gpu(g.GPM_SM_ACTIVE.name), f"SM active {_GPU_WHO}"),
-                    Q(_gpu(g.GPM_SM_OCCUPANCY.name), f"occupancy {_GPU_WHO}"),
+                    Q(sel(g.GPM_SM_ACTIVE.name, GPU), f"SM active {_GPU_WHO}"),
+                    Q(sel(g.GPM_SM_OCCUPANCY.name, GPU), f"occupancy {_GPU_WHO}"),
                 ],
             ),
             _activity(
                 "Other pipes active",
                 describe(g.GPM_PIPE_ACTIVE),
-                [Q(_gpu(g.GPM_PIPE_ACTIVE.name), "{{pipe}} " + _GPU_WHO)],
+                [Q(sel(g.GPM_PIPE_ACTIVE.name, GPU), "{{pipe}} " + _GPU_WHO)],
             ),
         ],
     )

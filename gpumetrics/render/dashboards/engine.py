@@ -9,9 +9,16 @@ from ...catalog import MetricSpec
 from ...catalog import engine as e
 from ..rules import DEFAULT_CONFIG
 from ..rules import recording as r
+from ..rules.promql import rate, sel
 from ..rules.recording import help_of
 from .panels import Q, Row, Steps, build_dashboard, describe, timeseries_panel
-from .variables import ENGINE, datasource_variable, engine_variables, fleet_variables
+from .variables import (
+    ENGINE,
+    RATE_INTERVAL,
+    datasource_variable,
+    engine_variables,
+    fleet_variables,
+)
 
 __all__ = ["ANSWERS", "TITLE", "engine_dashboard"]
 
@@ -25,15 +32,6 @@ ANSWERS = (
 
 _C = DEFAULT_CONFIG
 _WHO = "{{engine}} on {{instance}}"
-_RATE = "$__rate_interval"
-
-
-def _rate(spec: MetricSpec) -> str:
-    return f"rate({spec.name}{{{ENGINE}}}[{_RATE}])"
-
-
-def _sel(name: str) -> str:
-    return f"{name}{{{ENGINE}}}"
 
 
 def _kv() -> Row:
@@ -49,7 +47,7 @@ def _kv() -> Row:
                 "KV-cache usage",
                 describe(e.KV_USAGE),
                 "percentunit",
-                [Q(_sel(e.KV_USAGE.name), _WHO)],
+                [Q(sel(e.KV_USAGE.name, ENGINE), _WHO)],
                 steps=((None, "green"), (0.8, "orange"), (_C.kv_saturation, "red")),
                 show_thresholds=True,
                 min_value=0.0,
@@ -59,7 +57,7 @@ def _kv() -> Row:
                 "KV-cache blocks",
                 " ".join(describe(spec) for _, spec in blocks),
                 "short",
-                [Q(_sel(spec.name), f"{what} {_WHO}") for what, spec in blocks],
+                [Q(sel(spec.name, ENGINE), f"{what} {_WHO}") for what, spec in blocks],
                 axis_label="blocks",
                 min_value=0.0,
             ),
@@ -69,10 +67,10 @@ def _kv() -> Row:
                 f"{help_of(r.KV_MISS_RATIO_1H)} The dashed line is the miss-spike alert's floor.",
                 "percentunit",
                 [
-                    Q(_sel(r.KV_HIT_RATIO["5m"]), f"hit {_WHO}"),
-                    Q(_sel(r.KV_MISS_RATIO["5m"]), f"miss {_WHO}"),
-                    Q(_sel(r.KV_MISS_RATIO["1m"]), f"miss 1m {_WHO}"),
-                    Q(_sel(r.KV_MISS_RATIO_1H), f"miss 1h baseline {_WHO}"),
+                    Q(sel(r.KV_HIT_RATIO["5m"], ENGINE), f"hit {_WHO}"),
+                    Q(sel(r.KV_MISS_RATIO["5m"], ENGINE), f"miss {_WHO}"),
+                    Q(sel(r.KV_MISS_RATIO["1m"], ENGINE), f"miss 1m {_WHO}"),
+                    Q(sel(r.KV_MISS_RATIO_1H, ENGINE), f"miss 1h baseline {_WHO}"),
                 ],
                 steps=((None, "green"), (_C.miss_spike_floor, "orange")),
                 show_thresholds=True,
@@ -85,8 +83,8 @@ def _kv() -> Row:
                 "the miss-spike alert stays silent (idle engine).",
                 "short",
                 [
-                    Q(_rate(e.PREFIX_QUERIED), f"queried {_WHO}"),
-                    Q(_rate(e.PREFIX_HIT), f"hit {_WHO}"),
+                    Q(rate(e.PREFIX_QUERIED, RATE_INTERVAL, ENGINE), f"queried {_WHO}"),
+                    Q(rate(e.PREFIX_HIT, RATE_INTERVAL, ENGINE), f"hit {_WHO}"),
                 ],
                 steps=((None, "orange"), (_C.miss_spike_min_tokens_per_second, "green")),
                 show_thresholds=True,
@@ -97,7 +95,7 @@ def _kv() -> Row:
                 "Evicted blocks",
                 describe(e.KV_EVICTED_BLOCKS),
                 "short",
-                [Q(_rate(e.KV_EVICTED_BLOCKS), _WHO)],
+                [Q(rate(e.KV_EVICTED_BLOCKS, RATE_INTERVAL, ENGINE), _WHO)],
                 axis_label="blocks/s",
                 min_value=0.0,
             ),
@@ -105,7 +103,7 @@ def _kv() -> Row:
                 "Preemptions",
                 describe(e.PREEMPTIONS),
                 "short",
-                [Q(_rate(e.PREEMPTIONS), _WHO)],
+                [Q(rate(e.PREEMPTIONS, RATE_INTERVAL, ENGINE), _WHO)],
                 steps=((None, "green"), (0.1, "orange"), (1.0, "red")),
                 show_thresholds=True,
                 axis_label="preemptions/s",
@@ -124,7 +122,7 @@ def _recompute() -> Row:
                 "Recomputed prompt tokens",
                 describe(e.RECOMPUTED_TOKENS),
                 "short",
-                [Q(_rate(e.RECOMPUTED_TOKENS), _WHO)],
+                [Q(rate(e.RECOMPUTED_TOKENS, RATE_INTERVAL, ENGINE), _WHO)],
                 axis_label="tokens/s",
                 min_value=0.0,
                 width=8,
@@ -133,7 +131,7 @@ def _recompute() -> Row:
                 "FLOPs wasted on recompute",
                 describe(e.RECOMPUTED_FLOPS),
                 "flops",
-                [Q(_rate(e.RECOMPUTED_FLOPS), _WHO)],
+                [Q(rate(e.RECOMPUTED_FLOPS, RATE_INTERVAL, ENGINE), _WHO)],
                 min_value=0.0,
                 width=8,
             ),
@@ -142,7 +140,10 @@ def _recompute() -> Row:
                 f"{help_of(share['5m'])} The KVRecomputeWastingFlops alert fires above "
                 f"{_C.recompute_flops_share:g}.",
                 "percentunit",
-                [Q(_sel(share["5m"]), f"5m {_WHO}"), Q(_sel(share["1m"]), f"1m {_WHO}")],
+                [
+                    Q(sel(share["5m"], ENGINE), f"5m {_WHO}"),
+                    Q(sel(share["1m"], ENGINE), f"1m {_WHO}"),
+                ],
                 steps=((None, "green"), (0.1, "orange"), (_C.recompute_flops_share, "red")),
                 show_thresholds=True,
                 min_value=0.0,
@@ -167,9 +168,9 @@ def _batching() -> Row:
                 f"{describe(e.MAX_BATCH_SEQUENCES)}",
                 "short",
                 [
-                    Q(_sel(r.MEAN_BATCH_SIZE["5m"]), f"mean batch {_WHO}"),
-                    Q(_sel(e.RUNNING_SEQUENCES.name), f"running {_WHO}"),
-                    Q(_sel(e.MAX_BATCH_SEQUENCES.name), f"limit {_WHO}"),
+                    Q(sel(r.MEAN_BATCH_SIZE["5m"], ENGINE), f"mean batch {_WHO}"),
+                    Q(sel(e.RUNNING_SEQUENCES.name, ENGINE), f"running {_WHO}"),
+                    Q(sel(e.MAX_BATCH_SEQUENCES.name, ENGINE), f"limit {_WHO}"),
                 ],
                 axis_label="sequences",
                 min_value=0.0,
@@ -179,8 +180,8 @@ def _batching() -> Row:
                 f"{help_of(r.MEAN_STEP_TOKENS['5m'])} {describe(e.MAX_BATCH_TOKENS)}",
                 "short",
                 [
-                    Q(_sel(r.MEAN_STEP_TOKENS["5m"]), f"mean tokens {_WHO}"),
-                    Q(_sel(e.MAX_BATCH_TOKENS.name), f"limit {_WHO}"),
+                    Q(sel(r.MEAN_STEP_TOKENS["5m"], ENGINE), f"mean tokens {_WHO}"),
+                    Q(sel(e.MAX_BATCH_TOKENS.name, ENGINE), f"limit {_WHO}"),
                 ],
                 axis_label="tokens",
                 min_value=0.0,
@@ -193,8 +194,8 @@ def _batching() -> Row:
                 "BatchUnderfilledWhileQueueing fires.",
                 "percentunit",
                 [
-                    Q(_sel(r.BATCH_OCCUPANCY_SEQUENCES["5m"]), f"sequences {_WHO}"),
-                    Q(_sel(r.BATCH_OCCUPANCY_TOKENS["5m"]), f"tokens {_WHO}"),
+                    Q(sel(r.BATCH_OCCUPANCY_SEQUENCES["5m"], ENGINE), f"sequences {_WHO}"),
+                    Q(sel(r.BATCH_OCCUPANCY_TOKENS["5m"], ENGINE), f"tokens {_WHO}"),
                 ],
                 steps=occupancy_steps,
                 show_thresholds=True,
@@ -206,8 +207,8 @@ def _batching() -> Row:
                 f"{describe(e.WAITING_REQUESTS)} {describe(e.RUNNING_SEQUENCES)}",
                 "short",
                 [
-                    Q(_sel(e.WAITING_REQUESTS.name), f"waiting {_WHO}"),
-                    Q(_sel(e.RUNNING_SEQUENCES.name), f"running {_WHO}"),
+                    Q(sel(e.WAITING_REQUESTS.name, ENGINE), f"waiting {_WHO}"),
+                    Q(sel(e.RUNNING_SEQUENCES.name, ENGINE), f"running {_WHO}"),
                 ],
                 steps=((None, "green"), (1, "orange")),
                 axis_label="requests",
@@ -218,9 +219,8 @@ def _batching() -> Row:
 
 
 def _quantiles(title: str, spec: MetricSpec, steps: Steps) -> timeseries.Panel:
-    buckets = (
-        f"sum by (le, instance, engine, model) (rate({spec.name}_bucket{{{ENGINE}}}[{_RATE}]))"
-    )
+    bucket_rate = rate(f"{spec.name}_bucket", RATE_INTERVAL, ENGINE)
+    buckets = f"sum by (le, instance, engine, model) ({bucket_rate})"
     return timeseries_panel(
         title,
         describe(spec, "p50, p90 and p99 from the histogram buckets."),
@@ -262,8 +262,8 @@ def _throughput() -> Row:
                 f"{describe(e.PROMPT_TOKENS)} {describe(e.GENERATED_TOKENS)}",
                 "short",
                 [
-                    Q(_rate(e.PROMPT_TOKENS), f"prompt {_WHO}"),
-                    Q(_rate(e.GENERATED_TOKENS), f"generated {_WHO}"),
+                    Q(rate(e.PROMPT_TOKENS, RATE_INTERVAL, ENGINE), f"prompt {_WHO}"),
+                    Q(rate(e.GENERATED_TOKENS, RATE_INTERVAL, ENGINE), f"generated {_WHO}"),
                 ],
                 axis_label="tokens/s",
                 min_value=0.0,
@@ -272,7 +272,7 @@ def _throughput() -> Row:
                 "Share of time in steps",
                 describe(e.STEP_BUSY),
                 "percentunit",
-                [Q(_rate(e.STEP_BUSY), _WHO)],
+                [Q(rate(e.STEP_BUSY, RATE_INTERVAL, ENGINE), _WHO)],
                 steps=((None, "blue"), (0.5, "green"), (0.95, "orange")),
                 min_value=0.0,
                 max_value=1.0,

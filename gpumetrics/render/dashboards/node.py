@@ -10,8 +10,16 @@ from ...catalog import MetricSpec
 from ...catalog import gpu as g
 from ...catalog import network as n
 from ..rules import DEFAULT_CONFIG
+from ..rules.promql import increase, rate, sel
 from .panels import Q, Row, build_dashboard, describe, stat_panel, timeseries_panel
-from .variables import GPU, NODE, datasource_variable, fleet_variables, gpu_variables
+from .variables import (
+    GPU,
+    NODE,
+    RATE_INTERVAL,
+    datasource_variable,
+    fleet_variables,
+    gpu_variables,
+)
 
 __all__ = ["ANSWERS", "TITLE", "node_dashboard"]
 
@@ -24,21 +32,8 @@ ANSWERS = (
 
 _GPU_WHO = "GPU {{gpu}} on {{instance}}"
 _PORT_WHO = "{{ib_device}}/{{port}} on {{instance}}"
-_RATE = "$__rate_interval"
 _BAD = ((None, "green"), (1, "red"))
 _NOT_IDLE = f'{GPU}, reason!="gpu_idle"'
-
-
-def _s(spec: MetricSpec, matchers: str = GPU) -> str:
-    return f"{spec.name}{{{matchers}}}"
-
-
-def _rate(spec: MetricSpec, matchers: str = GPU) -> str:
-    return f"rate({_s(spec, matchers)}[{_RATE}])"
-
-
-def _increase(spec: MetricSpec, window: str = _RATE, matchers: str = GPU) -> str:
-    return f"increase({_s(spec, matchers)}[{window}])"
 
 
 def _overview() -> Row:
@@ -49,28 +44,28 @@ def _overview() -> Row:
                 "GPUs lost",
                 describe(g.GPU_UP, "Counts GPUs reading 0 (GPULost alert)."),
                 "none",
-                [Q(f"count({_s(g.GPU_UP)} == 0) or vector(0)", "lost")],
+                [Q(f"count({sel(g.GPU_UP, GPU)} == 0) or vector(0)", "lost")],
                 steps=_BAD,
             ),
             stat_panel(
                 "XID errors in range",
                 describe(g.GPU_XID_ERRORS, "Summed over the dashboard's time range."),
                 "none",
-                [Q(f"sum({_increase(g.GPU_XID_ERRORS, '$__range')}) or vector(0)", "XIDs")],
+                [Q(f"sum({increase(g.GPU_XID_ERRORS, '$__range', GPU)}) or vector(0)", "XIDs")],
                 steps=((None, "green"), (1, "orange")),
             ),
             stat_panel(
                 "NVLink links down",
                 describe(g.NVLINK_LINK_UP, "Counts links reading 0."),
                 "none",
-                [Q(f"count({_s(g.NVLINK_LINK_UP)} == 0) or vector(0)", "down")],
+                [Q(f"count({sel(g.NVLINK_LINK_UP, GPU)} == 0) or vector(0)", "down")],
                 steps=_BAD,
             ),
             stat_panel(
                 "Energy in range",
                 describe(g.GPU_ENERGY, "Summed over the selected GPUs and time range."),
                 "joule",
-                [Q(f"sum({_increase(g.GPU_ENERGY, '$__range')})", "energy")],
+                [Q(f"sum({increase(g.GPU_ENERGY, '$__range', GPU)})", "energy")],
             ),
         ],
     )
@@ -88,9 +83,9 @@ def _memory_power() -> Row:
                 ),
                 "bytes",
                 [
-                    Q(_s(g.GPU_MEMORY_USED), f"used {_GPU_WHO}"),
-                    Q(_s(g.GPU_MEMORY_RESERVED), f"reserved {_GPU_WHO}"),
-                    Q(_s(g.GPU_MEMORY_TOTAL), f"total {_GPU_WHO}"),
+                    Q(sel(g.GPU_MEMORY_USED, GPU), f"used {_GPU_WHO}"),
+                    Q(sel(g.GPU_MEMORY_RESERVED, GPU), f"reserved {_GPU_WHO}"),
+                    Q(sel(g.GPU_MEMORY_TOTAL, GPU), f"total {_GPU_WHO}"),
                 ],
                 min_value=0.0,
             ),
@@ -98,7 +93,7 @@ def _memory_power() -> Row:
                 "Memory by process",
                 describe(g.GPU_PROCESS_MEMORY),
                 "bytes",
-                [Q(_s(g.GPU_PROCESS_MEMORY), "{{process_name}} ({{pid}}) " + _GPU_WHO)],
+                [Q(sel(g.GPU_PROCESS_MEMORY, GPU), "{{process_name}} ({{pid}}) " + _GPU_WHO)],
                 stacked=True,
                 min_value=0.0,
             ),
@@ -107,8 +102,8 @@ def _memory_power() -> Row:
                 f"{describe(g.GPU_POWER)} {describe(g.GPU_POWER_LIMIT)}",
                 "watt",
                 [
-                    Q(_s(g.GPU_POWER), f"draw {_GPU_WHO}"),
-                    Q(_s(g.GPU_POWER_LIMIT), f"limit {_GPU_WHO}"),
+                    Q(sel(g.GPU_POWER, GPU), f"draw {_GPU_WHO}"),
+                    Q(sel(g.GPU_POWER_LIMIT, GPU), f"limit {_GPU_WHO}"),
                 ],
                 min_value=0.0,
             ),
@@ -116,7 +111,7 @@ def _memory_power() -> Row:
                 "Average power from energy",
                 describe(g.GPU_ENERGY, "rate() over the panel interval: average watts."),
                 "watt",
-                [Q(_rate(g.GPU_ENERGY), _GPU_WHO)],
+                [Q(rate(g.GPU_ENERGY, RATE_INTERVAL, GPU), _GPU_WHO)],
                 min_value=0.0,
             ),
         ],
@@ -132,8 +127,8 @@ def _clocks() -> Row:
                 f"{describe(g.GPU_CLOCK)} {describe(g.GPU_CLOCK_MAX)}",
                 "hertz",
                 [
-                    Q(_s(g.GPU_CLOCK), "{{clock}} " + _GPU_WHO),
-                    Q(_s(g.GPU_CLOCK_MAX), "max {{clock}} " + _GPU_WHO),
+                    Q(sel(g.GPU_CLOCK, GPU), "{{clock}} " + _GPU_WHO),
+                    Q(sel(g.GPU_CLOCK_MAX, GPU), "max {{clock}} " + _GPU_WHO),
                 ],
                 min_value=0.0,
             ),
@@ -141,7 +136,7 @@ def _clocks() -> Row:
                 "Temperatures",
                 describe(g.GPU_TEMPERATURE),
                 "celsius",
-                [Q(_s(g.GPU_TEMPERATURE), "{{sensor}} " + _GPU_WHO)],
+                [Q(sel(g.GPU_TEMPERATURE, GPU), "{{sensor}} " + _GPU_WHO)],
                 steps=((None, "green"), (80.0, "orange"), (90.0, "red")),
                 show_thresholds=True,
             ),
@@ -149,7 +144,7 @@ def _clocks() -> Row:
                 "Throttle reasons active",
                 describe(g.GPU_THROTTLE_ACTIVE, "gpu_idle is left out; only active reasons show."),
                 "none",
-                [Q(f"{_s(g.GPU_THROTTLE_ACTIVE, _NOT_IDLE)} > 0", "{{reason}} " + _GPU_WHO)],
+                [Q(f"{sel(g.GPU_THROTTLE_ACTIVE, _NOT_IDLE)} > 0", "{{reason}} " + _GPU_WHO)],
                 steps=_BAD,
                 min_value=0.0,
                 max_value=1.0,
@@ -158,7 +153,7 @@ def _clocks() -> Row:
                 "Share of time throttled by reason",
                 describe(g.GPU_THROTTLE_TIME, "rate(): seconds throttled per second."),
                 "percentunit",
-                [Q(_rate(g.GPU_THROTTLE_TIME), "{{reason}} " + _GPU_WHO)],
+                [Q(rate(g.GPU_THROTTLE_TIME, RATE_INTERVAL, GPU), "{{reason}} " + _GPU_WHO)],
                 steps=((None, "green"), (DEFAULT_CONFIG.throttle_share, "orange")),
                 show_thresholds=True,
                 min_value=0.0,
@@ -175,14 +170,14 @@ def _interconnect() -> Row:
                 "PCIe throughput",
                 describe(g.GPU_PCIE_BYTES),
                 "Bps",
-                [Q(_rate(g.GPU_PCIE_BYTES), "{{direction}} " + _GPU_WHO)],
+                [Q(rate(g.GPU_PCIE_BYTES, RATE_INTERVAL, GPU), "{{direction}} " + _GPU_WHO)],
                 min_value=0.0,
             ),
             timeseries_panel(
                 "PCIe replays",
                 describe(g.GPU_PCIE_REPLAYS),
                 "short",
-                [Q(_rate(g.GPU_PCIE_REPLAYS), _GPU_WHO)],
+                [Q(rate(g.GPU_PCIE_REPLAYS, RATE_INTERVAL, GPU), _GPU_WHO)],
                 steps=((None, "green"), (0.1, "orange")),
                 axis_label="replays/s",
                 min_value=0.0,
@@ -191,14 +186,24 @@ def _interconnect() -> Row:
                 "NVLink throughput per link",
                 describe(g.NVLINK_DATA_BYTES),
                 "Bps",
-                [Q(_rate(g.NVLINK_DATA_BYTES), "link {{link}} {{direction}} " + _GPU_WHO)],
+                [
+                    Q(
+                        rate(g.NVLINK_DATA_BYTES, RATE_INTERVAL, GPU),
+                        "link {{link}} {{direction}} " + _GPU_WHO,
+                    )
+                ],
                 min_value=0.0,
             ),
             timeseries_panel(
                 "NVLink errors per link",
                 describe(g.NVLINK_LINK_ERRORS),
                 "short",
-                [Q(_increase(g.NVLINK_LINK_ERRORS), "link {{link}} {{error}} " + _GPU_WHO)],
+                [
+                    Q(
+                        increase(g.NVLINK_LINK_ERRORS, RATE_INTERVAL, GPU),
+                        "link {{link}} {{error}} " + _GPU_WHO,
+                    )
+                ],
                 steps=_BAD,
                 axis_label="errors",
                 min_value=0.0,
@@ -216,8 +221,8 @@ def _infiniband() -> Row:
                 f"{describe(n.IB_DATA_BYTES)} {describe(n.IB_RATE)}",
                 "Bps",
                 [
-                    Q(_rate(n.IB_DATA_BYTES, NODE), "{{direction}} " + _PORT_WHO),
-                    Q(_s(n.IB_RATE, NODE), "line rate " + _PORT_WHO),
+                    Q(rate(n.IB_DATA_BYTES, RATE_INTERVAL, NODE), "{{direction}} " + _PORT_WHO),
+                    Q(sel(n.IB_RATE, NODE), "line rate " + _PORT_WHO),
                 ],
                 min_value=0.0,
                 width=8,
@@ -227,8 +232,8 @@ def _infiniband() -> Row:
                 f"{describe(n.IB_XMIT_WAIT)} {describe(n.IB_CONGESTION)}",
                 "short",
                 [
-                    Q(_rate(n.IB_XMIT_WAIT, NODE), "xmit wait " + _PORT_WHO),
-                    Q(_rate(n.IB_CONGESTION, NODE), "{{event}} " + _PORT_WHO),
+                    Q(rate(n.IB_XMIT_WAIT, RATE_INTERVAL, NODE), "xmit wait " + _PORT_WHO),
+                    Q(rate(n.IB_CONGESTION, RATE_INTERVAL, NODE), "{{event}} " + _PORT_WHO),
                 ],
                 axis_label="per second",
                 min_value=0.0,
@@ -238,7 +243,7 @@ def _infiniband() -> Row:
                 "Port errors",
                 describe(n.IB_ERRORS),
                 "short",
-                [Q(_increase(n.IB_ERRORS, matchers=NODE), "{{error}} " + _PORT_WHO)],
+                [Q(increase(n.IB_ERRORS, RATE_INTERVAL, NODE), "{{error}} " + _PORT_WHO)],
                 steps=_BAD,
                 axis_label="errors",
                 min_value=0.0,
@@ -254,7 +259,7 @@ def _errors() -> Row:
             title,
             describe(spec, "Increase per panel interval."),
             "short",
-            [Q(_increase(spec, matchers=matchers), legend + " " + _GPU_WHO)],
+            [Q(increase(spec, RATE_INTERVAL, matchers), legend + " " + _GPU_WHO)],
             steps=_BAD,
             axis_label="errors",
             min_value=0.0,
@@ -281,9 +286,9 @@ def _errors() -> Row:
                 ),
                 "short",
                 [
-                    Q(_s(g.GPU_REMAPPED_ROWS), "remapped {{cause}} " + _GPU_WHO),
-                    Q(_s(g.GPU_ROW_REMAP_PENDING), "pending " + _GPU_WHO),
-                    Q(_s(g.GPU_ROW_REMAP_FAILED), "failed " + _GPU_WHO),
+                    Q(sel(g.GPU_REMAPPED_ROWS, GPU), "remapped {{cause}} " + _GPU_WHO),
+                    Q(sel(g.GPU_ROW_REMAP_PENDING, GPU), "pending " + _GPU_WHO),
+                    Q(sel(g.GPU_ROW_REMAP_FAILED, GPU), "failed " + _GPU_WHO),
                 ],
                 steps=_BAD,
                 min_value=0.0,

@@ -21,6 +21,7 @@ __all__ = [
     "FLEET",
     "GPU",
     "NODE",
+    "RATE_INTERVAL",
     "datasource_variable",
     "dtype_variable",
     "engine_variables",
@@ -34,6 +35,9 @@ FLEET = 'cluster=~"$cluster", region=~"$region"'
 NODE = f'{FLEET}, instance=~"$instance"'
 GPU = f'{NODE}, gpu=~"$gpu"'
 ENGINE = f'{NODE}, engine=~"$engine", model=~"$model"'
+#: The range of every rate()/increase() on a time-series panel: Grafana's own choice (at least
+#: four scrape intervals).
+RATE_INTERVAL = "$__rate_interval"
 
 _ALL = dm.VariableOption(text="All", value="$__all", selected=True)
 

@@ -13,8 +13,8 @@ down and the others keep flowing (DESIGN.md §3.5).
 
 from __future__ import annotations
 
+from ...engine_config import AUTO, KINDS, Endpoint, EngineConfig, GpuRef
 from .apply import map_exposition
-from .config import AUTO, KINDS, Endpoint, EngineConfig, GpuRef
 from .errors import EngineError
 from .page import Exposition, RawSample
 from .parse import decode, parse_text

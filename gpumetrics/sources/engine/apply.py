@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 from ...catalog import MetricSpec
 from ...catalog import engine as e
+from ...engine_config import AUTO, EngineConfig
 from ...samples import Collection, HistogramValue, Labels, Sample
-from .config import AUTO, EngineConfig
 from .errors import INVALID_SERIES, UNKNOWN_KIND, EngineError
 from .page import Exposition, label_number
 from .per_engine import MAPS, detect_kind

@@ -21,7 +21,7 @@ import time
 from typing import Final
 
 from ... import __version__
-from .config import Endpoint
+from ...engine_config import Endpoint
 from .errors import (
     CONNECTION,
     CONNECTION_REFUSED,

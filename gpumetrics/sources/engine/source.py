@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ...engine_config import EngineConfig
 from ...samples import Collection
 from .apply import map_exposition
-from .config import EngineConfig
 from .fetch import fetch
 from .parse import decode, parse_text
 

@@ -1,4 +1,9 @@
-"""What the sidecar knows about one engine: where its /metrics is, what it runs, on which GPUs."""
+"""What the sidecar knows about one engine: where its /metrics is, what it runs, on which GPUs.
+
+The one engine configuration type: the config file's `[[engines]]`, `serve --engine` and
+`profile --engine` all build an `EngineConfig`, which validates itself, and the scrape bridge
+(`sources/engine`) reads it. Standard library only.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,17 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
-from ...errors import ConfigError
+from .errors import ConfigError
 
-__all__ = ["AUTO", "DEFAULT_PATH", "KINDS", "Endpoint", "EngineConfig", "GpuRef"]
+__all__ = [
+    "AUTO",
+    "DEFAULT_PATH",
+    "KINDS",
+    "Endpoint",
+    "EngineConfig",
+    "GpuRef",
+    "parse_engine_flag",
+]
 
 #: Engine kinds with a name map; `kind` in the config is one of these or AUTO.
 KINDS: Final = ("gpumetrics", "vllm", "sglang", "trtllm")
@@ -122,3 +135,37 @@ class EngineConfig:
     def gpu_refs(self) -> tuple[GpuRef, ...]:
         """The parsed `gpus`, in the order given."""
         return tuple(GpuRef.parse(gpu) for gpu in self.gpus)
+
+
+#: The parts `--engine NAME=URL[,part=value...]` accepts after the URL.
+_FLAG_PARTS = ("kind", "model", "gpus", "timeout_s")
+
+
+def parse_engine_flag(text: str) -> EngineConfig:
+    """`--engine NAME=URL[,kind=vllm][,model=M][,gpus=0+1][,timeout_s=2]` -> an EngineConfig;
+    a ConfigError keyed `--engine` names the bad part."""
+    head, *rest = text.split(",")
+    name, sep, url = head.partition("=")
+    if not sep or not name or not url:
+        raise ConfigError("--engine", f"{text!r}: expected NAME=URL[,kind=K][,model=M][,gpus=0+1]")
+    extra: dict[str, str] = {}
+    for part in rest:
+        key, sep, value = part.partition("=")
+        if not sep or key not in _FLAG_PARTS:
+            raise ConfigError("--engine", f"{text!r}: unknown part {part!r}")
+        extra[key] = value
+    try:
+        timeout_s = float(extra.get("timeout_s", 2.0))
+    except ValueError:
+        raise ConfigError("--engine", f"{text!r}: timeout_s must be a number") from None
+    try:
+        return EngineConfig(
+            name=name,
+            url=url,
+            kind=extra.get("kind", AUTO),
+            model=extra.get("model"),
+            gpus=tuple(g for g in extra.get("gpus", "").split("+") if g),
+            timeout_s=timeout_s,
+        )
+    except ConfigError as exc:
+        raise ConfigError("--engine", f"{text!r}: {exc}") from None

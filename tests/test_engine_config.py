@@ -1,4 +1,5 @@
-"""EngineConfig: validation with ConfigError, URL defaults, GPU references."""
+"""EngineConfig, the one engine configuration type: validation with ConfigError, URL defaults,
+GPU references; the scrape bridge re-exports the same class."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import dataclasses
 
 import pytest
 
+import gpumetrics.sources.engine as bridge
+from gpumetrics.engine_config import Endpoint, EngineConfig, GpuRef
 from gpumetrics.errors import ConfigError
-from gpumetrics.sources import Source
-from gpumetrics.sources.engine import Endpoint, EngineConfig, EngineSource, GpuRef
 
 UUID = "GPU-5d3c2a5e-8f1b-4c7e-9a3d-0b1c2d3e4f50"
 
@@ -20,7 +21,7 @@ def test_defaults_and_names() -> None:
     assert config.source_name == "engine:vllm-0"
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.name = "other"  # type: ignore[misc]
-    assert isinstance(EngineSource(config), Source)
+    assert bridge.EngineConfig is EngineConfig  # one type, not a copy
 
 
 @pytest.mark.parametrize(
