@@ -19,6 +19,7 @@ from .errors import ConfigError
 
 __all__ = [
     "DoctorSettings",
+    "KvSizeSettings",
     "ProfileSettings",
     "RenderSettings",
     "RooflineSettings",
@@ -210,3 +211,40 @@ class TopSettings:
     def reads_local(self) -> bool:
         """Local sources instead of a `serve` endpoint."""
         return bool(self.local or self.fake_gpus or self.fake_ib or self.engines)
+
+
+@dataclass(frozen=True, slots=True)
+class KvSizeSettings:
+    """`gpumetrics kv-size`: the trace and how to read it (`fmt`: auto | mooncake |
+    gpumetrics | conversations; `block_size` tokens, None: the trace's), what to price
+    capacities in (`model`, `gpu`, `tp`, dtypes, `memory_fraction` of GPU memory), the
+    `target` share of the infinite-cache hit ratio, `capacities` in blocks to evaluate,
+    SHARDS `sample_rate` and `sample_seed`, and the outputs."""
+
+    trace_path: Path
+    fmt: str
+    block_size: int | None
+    tokenizer_path: Path | None
+    model: str | None
+    gpu: str | None
+    tp: int | None
+    dtype: str
+    kv_dtype: str
+    memory_fraction: float
+    target: float
+    capacities: tuple[int, ...]
+    sample_rate: float | None
+    sample_seed: int
+    strict: bool
+    as_json: bool
+    as_csv: bool
+    plot: Path | None
+    html: Path | None
+
+    def __post_init__(self) -> None:
+        if self.as_json and self.as_csv:
+            raise ConfigError("--json", "give --json or --csv, not both")
+        if self.gpu is not None and self.model is None:
+            raise ConfigError("--gpu", "--gpu needs --model (GPUs are counted after the weights)")
+        if not 0 < self.target <= 1:
+            raise ConfigError("--target", f"must be in (0, 1], got {self.target}")

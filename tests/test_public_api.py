@@ -33,6 +33,7 @@ PUBLIC = [
     "gpumetrics.profile.attach",
     "gpumetrics.profile.report",
     "gpumetrics.profile.schema",
+    "gpumetrics.kvsize",
     "gpumetrics.view",
 ]
 

@@ -23,6 +23,10 @@ COMMANDS: Mapping[str, tuple[str, str]] = MappingProxyType(
             "gpumetrics.cli.doctor",
             "Check NVML, GPUs (peaks, MIG, GPM, NVLink, XID) and InfiniBand ports.",
         ),
+        "kv-size": (
+            "gpumetrics.cli.kv_size",
+            "How much KV memory a trace needs for the prefix-cache hit ratio you want.",
+        ),
         "profile": (
             "gpumetrics.cli.profile",
             "Where a workload sits on its roofline, what bounds it, and what would change it.",
@@ -64,7 +68,8 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
             return None
-        command = getattr(importlib.import_module(COMMANDS[cmd_name][0]), cmd_name)
+        module = importlib.import_module(COMMANDS[cmd_name][0])
+        command = getattr(module, cmd_name.replace("-", "_"))  # kv-size: kv_size
         assert isinstance(command, click.Command)
         return command
 

@@ -21,6 +21,7 @@ from gpumetrics.settings import ServeSettings, WorkerSettings
 #: Each command's settings record, and the flags that are actions rather than settings.
 RECORDS = {
     "doctor": (settings_module.DoctorSettings, ()),
+    "kv-size": (settings_module.KvSizeSettings, ()),
     "profile": (settings_module.ProfileSettings, ()),
     "render": (settings_module.RenderSettings, ()),
     "roofline": (settings_module.RooflineSettings, ()),
@@ -38,12 +39,22 @@ def test_every_command_has_a_frozen_settings_record() -> None:
         assert hasattr(record, "__slots__")
 
 
+#: The least a command needs on its command line (its required options).
+REQUIRED = {
+    "kv-size": [
+        "--trace",
+        str(Path(__file__).parents[1] / "data" / "mooncake" / "conversation_trace.jsonl.gz"),
+    ],
+}
+
+
 @pytest.mark.parametrize("name", sorted(RECORDS))
 def test_defaults_load_into_the_record(name: str) -> None:
     record, actions = RECORDS[name]
     command = cli.get_command(click.Context(cli), name)
     assert command is not None
-    loaded = load_settings(record, command.make_context(name, []), actions=actions)
+    args = REQUIRED.get(name, [])
+    loaded = load_settings(record, command.make_context(name, args), actions=actions)
     assert isinstance(loaded, record)
 
 
