@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..costmodel import ModelSpec, find_model
+from ..derive import parse_window
 from ..engine_config import EngineConfig, parse_engine_flag
 from ..errors import ConfigError, GpumetricsError
 from ..hardware import GpuSpec, find_gpu, load_gpu_spec, with_overrides
@@ -31,6 +32,7 @@ __all__ = [
     "OutputFile",
     "Quantity",
     "block_size_option",
+    "derived_window_option",
     "device_option",
     "grid_options",
     "model_option",
@@ -226,6 +228,26 @@ def block_size_option(f: F) -> F:
         show_default=True,
         help="Tokens per KV block.",
     )(f)
+
+
+def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_window(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+def derived_window_option(help: str) -> Callable[[F], F]:
+    """`--derived-window DURATION` (`30s`, `5m`, `1h`): the derived gauges' window."""
+    return click.option(
+        "--derived-window",
+        default="5m",
+        show_default=True,
+        callback=_window,
+        metavar="DURATION",
+        help=help,
+    )
 
 
 def seed_option(help: str) -> Callable[[F], F]:

@@ -30,7 +30,7 @@ from ..testing import FakeProfile, parse_fake_gpus
 from ..testing.workloads import WORKLOADS
 from ._build import build_sources
 from .loader import load_settings
-from .options import ENGINE, KEY_VALUE
+from .options import ENGINE, KEY_VALUE, derived_window_option
 
 __all__ = ["serve"]
 
@@ -60,14 +60,6 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     return value
 
 
-def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        parse_window(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    return value
-
-
 @click.command()
 @click.option(
     "--config",
@@ -86,14 +78,9 @@ def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
     show_default=True,
     help="Seconds between sampling cycles of each source.",
 )
-@click.option(
-    "--derived-window",
-    default="5m",
-    show_default=True,
-    callback=_window,
-    metavar="DURATION",
-    help="Window of the derived gauges (MFU, MBU, hit ratio, ...; METRICS.md), as in the "
-    "recording rules' rate5m: 30s, 5m, 1h. Their `window` label says which.",
+@derived_window_option(
+    "Window of the derived gauges (MFU, MBU, hit ratio, ...; METRICS.md), as in the "
+    "recording rules' rate5m: 30s, 5m, 1h. Their `window` label says which."
 )
 @click.option(
     "--require-gpu",

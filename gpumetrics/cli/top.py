@@ -33,7 +33,7 @@ from ..view import (
 )
 from ._build import build_sources
 from .loader import load_settings
-from .options import ENGINE
+from .options import ENGINE, derived_window_option
 
 __all__ = ["top"]
 
@@ -105,14 +105,6 @@ def _local_sampler(s: TopSettings) -> tuple[Sampler, Callable[[], None]]:
     return Sampler(sources, interval=s.interval, derived=derived), undo
 
 
-def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        parse_window(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    return value
-
-
 @click.command()
 @click.option(
     "--url",
@@ -151,14 +143,7 @@ def _window(ctx: click.Context, param: click.Parameter, value: str) -> str:
     multiple=True,
     help="Local mode: an engine /metrics to read (repeat).",
 )
-@click.option(
-    "--derived-window",
-    default="5m",
-    show_default=True,
-    callback=_window,
-    metavar="DURATION",
-    help="Local mode: window of the derived gauges (serve's own is used with --url).",
-)
+@derived_window_option("Local mode: window of the derived gauges (serve's own is used with --url).")
 @click.option(
     "--dtype",
     type=click.Choice(DTYPES),
