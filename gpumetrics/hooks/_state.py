@@ -123,7 +123,7 @@ class EngineState:
         kv_capacity_blocks: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         trace: TraceSink | None = None,
-        kv_predict_sample_rate: float | None = 1.0,
+        kv_predict_sample_rate: float | None = 0.01,
         kv_predict_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         if kv_predict_sample_rate is not None:

@@ -48,8 +48,10 @@ class EngineMetrics(EngineState):
     carries `block_hashes` (docs/kv-size.md's gpumetrics trace format). Those hashes also feed a
     SHARDS-sampled ghost LRU (`gpumetrics.kvsize.ghost`) at 0.5, 2 and 4 times the KV pool,
     exported as `gpumetrics_engine_kv_predicted_hit_ratio`: `kv_predict_sample_rate` in
-    (0, 1] (None: off) is the highest sample rate, lowered until the ghosts fit
-    `kv_predict_max_bytes` (8 MiB by default).
+    (0, 1] (None: off; default 0.01, ~0.3 µs per looked-up block) is the highest sample rate,
+    lowered until the ghosts fit `kv_predict_max_bytes` (8 MiB by default). A capacity below
+    1/rate blocks predicts nothing: small pools want a higher rate (the reference worker
+    uses 1, exact; ~1.8 µs per block).
 
     Construction validates its arguments and may raise (set-up time); the `record_*` and
     `set_queue` methods, `snapshot()` and `render_text()` never raise; `collect()` (inherited,

@@ -57,7 +57,7 @@ def test_bad_hashes_are_dropped_and_counted(bad: dict[str, object]) -> None:
 def test_the_prediction_equals_direct_lru_replays_at_the_factors() -> None:
     """Sample rate 1: each factor's prediction is a plain PrefixLru replay at that size."""
     requests = [[1, 2, 3], [1, 2, 4], [5, 6], [1, 2, 3], [5, 6, 7], [1, 9]]
-    m = EngineMetrics("e", "m", kv_block_size=1, kv_capacity_blocks=2)
+    m = EngineMetrics("e", "m", kv_block_size=1, kv_capacity_blocks=2, kv_predict_sample_rate=1)
     for ids in requests:
         m.record_prefix_lookup(queried_tokens=len(ids), hit_tokens=0, block_hashes=ids)
     got = metric_values(m.snapshot(), cat.KV_PREDICTED_HIT_RATIO.name)
@@ -83,8 +83,18 @@ def test_no_pool_size_no_prediction_and_off_means_off() -> None:
     assert not metric_values(off.snapshot(), cat.KV_PREDICTED_HIT_RATIO.name)
 
 
-def test_a_big_pool_lowers_the_rate_to_fit_the_memory_bound() -> None:
-    m = EngineMetrics("e", "m", kv_capacity_blocks=1_000_000, kv_predict_max_bytes=1 << 20)
+def test_the_default_rate_is_001_and_a_big_pool_lowers_it_to_fit_the_memory_bound() -> None:
+    m = EngineMetrics("e", "m", kv_capacity_blocks=16)
+    m.record_prefix_lookup(queried_tokens=2, hit_tokens=0, block_hashes=[1])
+    assert m.ghost is not None
+    assert m.ghost.rate == pytest.approx(0.01, rel=1e-4)
+    m = EngineMetrics(
+        "e",
+        "m",
+        kv_capacity_blocks=1_000_000,
+        kv_predict_max_bytes=1 << 20,
+        kv_predict_sample_rate=1.0,
+    )
     m.record_prefix_lookup(queried_tokens=2, hit_tokens=0, block_hashes=[1])
     assert m.ghost is not None
     assert m.ghost.rate < 1.0

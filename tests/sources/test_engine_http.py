@@ -289,7 +289,9 @@ def test_the_predicted_hit_ratio_passes_the_bridge_from_a_hooks_endpoint() -> No
     pool of 2 blocks (ghosts of 1, 4 and 8 blocks at sample rate 1), requests [1, 2] then
     [1, 2]: at 1 block the second finds block 1 (touched last, most recent): 1 of 4 blocks
     hit; at 4 and 8 blocks both hit: 2 of 4."""
-    metrics = EngineMetrics("w", "tiny", kv_block_size=1, kv_capacity_blocks=2)
+    metrics = EngineMetrics(
+        "w", "tiny", kv_block_size=1, kv_capacity_blocks=2, kv_predict_sample_rate=1.0
+    )
     for _ in range(2):
         metrics.record_prefix_lookup(queried_tokens=2, hit_tokens=0, block_hashes=[1, 2])
     with metrics.serve() as endpoint:
