@@ -155,19 +155,16 @@ class EngineMetrics(EngineState):
         `block_hashes`, once per request (not again when a preempted request is looked up
         anew): the engine's chained hashes of the prompt's full blocks, in prefix order. They
         feed the live ghost cache (`gpumetrics_engine_kv_predicted_hit_ratio`, once the KV
-        pool's size is known) and, with a `trace` sink, one trace line (timestamp from
-        `clock`, `output_tokens` as output_length (0 if unknown), `conversation`).
+        pool's size is known) and, with a `trace` sink and `kv_block_size`, one trace line
+        (timestamp from `clock`, `output_tokens` as output_length (0 if unknown),
+        `conversation`); a sink that raises drops the whole call.
         O(len(block_hashes))."""
         try:
             if not 0 <= hit_tokens <= queried_tokens <= MAX:
                 raise ValueError("need 0 <= hit_tokens <= queried_tokens")
             if block_hashes is not None:
                 self._check_hashes(block_hashes, queried_tokens, output_tokens, conversation)
-            self._prefix_queried += queried_tokens
-            self._prefix_hit += hit_tokens
-            if block_hashes is None:
-                return
-            if self._trace is not None and self._kv_block_size:
+            if block_hashes is not None and self._trace is not None and self._kv_block_size:
                 self._trace.write(
                     trace_line(
                         timestamp_ms=self._clock() * 1000.0,
@@ -177,8 +174,10 @@ class EngineMetrics(EngineState):
                         block_size=self._kv_block_size,
                         conversation=conversation,
                     )
-                )
-            if self._kv_capacity:
+                )  # first: a sink that fails drops the whole call
+            self._prefix_queried += queried_tokens
+            self._prefix_hit += hit_tokens
+            if block_hashes is not None and self._kv_capacity:
                 ghost = self._ghost_for(self._kv_capacity)
                 if ghost is not None:
                     ghost.access(block_hashes)

@@ -105,3 +105,15 @@ def test_the_default_rate_is_001_and_a_big_pool_lowers_it_to_fit_the_memory_boun
 def test_bad_prediction_settings_fail_at_construction(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         EngineMetrics("e", "m", **kwargs)  # type: ignore[arg-type]
+
+
+class _Broken:
+    def write(self, line: str, /) -> object:
+        raise OSError("disk full")
+
+
+def test_a_failing_trace_sink_drops_the_whole_call() -> None:
+    m = EngineMetrics("e", "m", kv_block_size=1, kv_capacity_blocks=2, trace=_Broken())
+    m.record_prefix_lookup(queried_tokens=2, hit_tokens=1, block_hashes=[1, 2])
+    assert m.hook_errors == 1
+    assert metric_values(m.snapshot(), cat.PREFIX_HIT.name) == {("e", "m"): 0}
