@@ -92,6 +92,10 @@ class WorkerSettings:
     as_json: bool
     seed: int
     virtual_clock: bool
+    record_trace: Path | None = None
+    """Write each turn sent as a gpumetrics trace line (JSONL) to this file."""
+    kv_predict_sample_rate: float = 1.0
+    """Highest SHARDS sample rate of the live ghost cache (lowered to fit 8 MiB)."""
 
     def __post_init__(self) -> None:
         if self.requests is not None and self.duration is not None:

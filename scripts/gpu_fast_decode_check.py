@@ -187,7 +187,7 @@ def decode_batch(spec: ModelSpec, batch: int, context: int, first_block: int) ->
         seq.tokens.append(rng.randrange(1, spec.vocab))
         seq.block_table = list(range(first_block + i * blocks, first_block + (i + 1) * blocks))
         entries.append(ScheduledSeq(seq, context - 1, 1, decode=True, samples=True))
-    return SchedulerOutput(tuple(entries), (), (), 0, 0)
+    return SchedulerOutput(tuple(entries), (), (), (), 0, 0)
 
 
 def time_cells(args: argparse.Namespace, spec: ModelSpec, started: float) -> dict[str, Any]:

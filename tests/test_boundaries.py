@@ -59,10 +59,19 @@ EXCLUSIVE = {
 #: runner only when an engine is built without one, so it is not core.
 WORKER_CORE = ("sequence", "block_manager", "scheduler", "observer", "summary", "tokenizer")
 
-#: Every import between two packages (or top-level modules) of one floor, each with its reason:
-#: the deliberate inversions against the grain, and the order inside the bottom floor. No
-#: other is allowed, and each listed one must still happen (a stale entry fails too).
+#: Every import between two packages (or top-level modules) of one floor, and every import
+#: upwards, each with its reason: the deliberate inversions against the grain, and the order
+#: inside the bottom floor. No other is allowed, and each listed one must still happen (a
+#: stale entry fails too).
 INVERSIONS = {
+    ("hooks/_state.py", "gpumetrics.kvsize"): (
+        "upwards (2 -> 3), deliberately: the hooks' live ghost cache is kvsize's cache model "
+        "(ghost.GhostCache over replay.PrefixLru and hashing's SHARDS filter) run online. "
+        "Those three modules are standard library only and kvsize imports its numpy modules "
+        "lazily (tests/hooks/test_imports.py checks importing the hooks pulls no numpy); moving "
+        "them below the hooks would split the cache model from its offline twins and the "
+        "oracles that pin them equal (ghost == SampledCurve, exact curve == PrefixLru replay)."
+    ),
     ("catalog/spec.py", "gpumetrics.samples"): (
         "a MetricSpec makes its own Samples (spec.sample(value, *labels)), so every sample is "
         "named from the catalog; samples.py itself imports nothing."
@@ -134,7 +143,10 @@ def test_layers_import_downwards_only(path: Path) -> None:
     own = LAYERS[top]
     for name in _imports(path):
         layer = _layer_of(name)
-        assert layer is None or layer <= own, f"{relative} imports {name} (layer {layer} > {own})"
+        stated = (relative.as_posix(), ".".join(name.split(".")[:2])) in INVERSIONS
+        assert layer is None or layer <= own or stated, (
+            f"{relative} imports {name} (layer {layer} > {own})"
+        )
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -218,9 +230,9 @@ def test_one_floor_imports_itself_only_as_stated() -> None:
         for name in _imports(path):
             parts = name.split(".")
             other = parts[1] if parts[0] == "gpumetrics" and len(parts) > 1 else None
-            if other in LAYERS and other != own and LAYERS[other] == LAYERS[own]:
+            if other in LAYERS and other != own and LAYERS[other] >= LAYERS[own]:
                 found.add((relative, f"gpumetrics.{other}"))
-    assert found - INVERSIONS.keys() == set(), "an unstated same-floor import: state its reason"
+    assert found - INVERSIONS.keys() == set(), "an unstated same-floor or upward import"
     assert INVERSIONS.keys() - found == set(), "a stated import no longer happens: drop it"
 
 

@@ -307,6 +307,18 @@ E2E = metric(
     buckets=E2E_BUCKETS,
 )
 
+KV_PREDICTED_HIT_RATIO = metric(
+    "gpumetrics_engine_kv_predicted_hit_ratio",
+    G,
+    "Predicted prefix-cache block hit ratio if the KV pool were capacity_factor times its "
+    "size (0.5, 2, 4): a SHARDS-sampled ghost LRU of the block hashes looked up since start "
+    "(docs/kv-size.md). Compare with the measured hit ratio: what more KV memory would buy.",
+    (*ENGINE_LABELS, "capacity_factor"),
+    source=ENG,
+    group=Group.ENGINE_KV,
+    otel_name="gpumetrics.engine.kv.predicted_hit_ratio",
+)
+
 HOOK_ERRORS = metric(
     "gpumetrics_engine_hook_errors_total",
     C,
@@ -350,5 +362,6 @@ ALL = (
     TTFT,
     ITL,
     E2E,
+    KV_PREDICTED_HIT_RATIO,
     HOOK_ERRORS,
 )

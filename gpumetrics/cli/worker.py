@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import click
 from rich.console import Console
@@ -76,6 +77,18 @@ _FAST_DECODE_MODES = ("auto", "on", "off")
     help="Run arrivals and think times on simulated time (10 ms per step, no idle waits): "
     "one seed gives the same requests in the same order on any machine.",
 )  # fmt: skip
+@click.option(
+    "--record-trace", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="FILE",
+    help="Write each turn sent as a trace line (JSONL: timestamp ms, input_length, "
+    "output_length, hash_ids, block_size, conversation) for `gpumetrics kv-size`.",
+)  # fmt: skip
+@click.option(
+    "--kv-predict-sample-rate", type=click.FloatRange(min=0, min_open=True, max=1),
+    default=1.0, show_default=True,
+    help="Highest SHARDS sample rate of the live ghost cache behind "
+    "gpumetrics_engine_kv_predicted_hit_ratio (lowered to fit 8 MiB).",
+)  # fmt: skip
 @click.pass_context
 def worker(ctx: click.Context, /, **_: object) -> None:
     """Run the reference worker (paged KV cache, prefix caching, continuous batching) under a
@@ -120,6 +133,7 @@ def worker(ctx: click.Context, /, **_: object) -> None:
         attention=s.attention,
         fast_decode=s.fast_decode,
         seed=s.seed,
+        kv_predict_sample_rate=s.kv_predict_sample_rate,
     )
     overrides: dict[str, Any] = {"arrival_rate": s.arrival_rate, "think_time_s": s.think_time}
     scenario = replace(
@@ -137,7 +151,9 @@ def worker(ctx: click.Context, /, **_: object) -> None:
     load = ChatLoad(scenario, tokenizer, max_context=fits)
     from ..worker.loadgen import VirtualClock  # noqa: PLC0415
     from ..worker.summary_table import summary_rows  # noqa: PLC0415
+    from ..worker.trace import TraceRecorder  # noqa: PLC0415
 
+    trace_file = _open_trace(s.record_trace)
     endpoint = engine.metrics.serve(*s.serve_at) if s.serve_at else None
     if endpoint is not None:
         click.echo(f"serving engine metrics at {endpoint.url}", err=True)
@@ -148,10 +164,13 @@ def worker(ctx: click.Context, /, **_: object) -> None:
             requests=s.turns,
             duration_s=s.duration,
             virtual=VirtualClock() if s.virtual_clock else None,
+            recorder=TraceRecorder(trace_file, s.block_size) if trace_file else None,
         )
     finally:
         if endpoint is not None:
             endpoint.close()
+        if trace_file is not None:
+            trace_file.close()
     if s.as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
         return
@@ -159,6 +178,18 @@ def worker(ctx: click.Context, /, **_: object) -> None:
     for key, text in summary_rows(summary):
         table.add_row(key, text)
     Console().print(table)
+
+
+def _open_trace(path: Path | None) -> IO[str] | None:
+    """The trace file opened for writing, or a one-line usage error (exit 2)."""
+    if path is None:
+        return None
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write {path}: {exc.strerror}", param_hint="--record-trace"
+        ) from None
 
 
 def _memory_need(spec: ModelSpec, s: WorkerSettings) -> MemoryNeed:

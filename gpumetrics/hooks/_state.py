@@ -16,7 +16,11 @@ from itertools import accumulate
 
 from ..catalog import engine as cat
 from ..costmodel import ModelSpec, dtype_bytes
+from ..errors import ConfigError
+from ..kvsize.ghost import DEFAULT_MAX_BYTES, GhostCache
+from ..kvsize.hashing import sample_threshold
 from ..samples import HistogramValue, Sample
+from ._trace import TraceSink
 
 __all__ = ["EngineState"]
 
@@ -27,6 +31,10 @@ STEP_BOUNDS = cat.STEP_DURATION.buckets
 TTFT_BOUNDS = cat.TTFT.buckets
 ITL_BOUNDS = cat.ITL.buckets
 E2E_BOUNDS = cat.E2E.buckets
+
+#: The `capacity_factor` label values of the predicted hit ratio and the multiples of the
+#: engine's KV pool they stand for.
+CAPACITY_FACTORS = (("0.5", 0.5), ("2", 2.0), ("4", 4.0))
 
 
 def _label(value: str, what: str) -> str:
@@ -61,6 +69,10 @@ class EngineState:
         "_finished",
         "_flops",
         "_generated",
+        "_ghost",
+        "_ghost_capacity",
+        "_ghost_max_bytes",
+        "_ghost_rate",
         "_hook_errors",
         "_itl_counts",
         "_itl_sum",
@@ -90,6 +102,7 @@ class EngineState:
         "_steps_prefill",
         "_tokens_decode",
         "_tokens_prefill",
+        "_trace",
         "_ttft_counts",
         "_ttft_sum",
         "_waiting",
@@ -109,7 +122,14 @@ class EngineState:
         kv_block_size: int | None = None,
         kv_capacity_blocks: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        trace: TraceSink | None = None,
+        kv_predict_sample_rate: float | None = 0.01,
+        kv_predict_max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
+        if kv_predict_sample_rate is not None:
+            sample_threshold(kv_predict_sample_rate)  # ConfigError outside (0, 1]
+        if kv_predict_max_bytes <= 0:
+            raise ConfigError("kv_predict_max_bytes", f"must be > 0, got {kv_predict_max_bytes}")
         if model_spec is not None and not isinstance(model_spec, ModelSpec):
             raise TypeError(f"model_spec must be a ModelSpec, got {type(model_spec).__name__}")
         dtype_bytes(dtype), dtype_bytes(kv_dtype)  # ConfigError names the dtypes known
@@ -139,6 +159,12 @@ class EngineState:
         self._step_sum = self._ttft_sum = self._itl_sum = self._e2e_sum = 0.0
         self._hook_errors = 0
         self._logged: set[str] = set()
+        # Prefix trace and live ghost cache, fed by record_prefix_lookup's block_hashes.
+        self._trace = trace
+        self._ghost_rate, self._ghost_max_bytes = kv_predict_sample_rate, kv_predict_max_bytes
+        self._ghost: GhostCache | None = None
+        self._ghost_capacity = 0
+        """The KV pool (blocks) the ghost's capacities are multiples of."""
 
     # --- identity -----------------------------------------------------------------------
 
@@ -213,8 +239,33 @@ class EngineState:
             cat.ITL.sample(_histogram(ITL_BOUNDS, self._itl_counts, self._itl_sum), e, m),
             cat.E2E.sample(_histogram(E2E_BOUNDS, self._e2e_counts, self._e2e_sum), e, m),
         ]
+        ghost = self._ghost
+        if ghost is not None:
+            for (factor, _), (_, ratio) in zip(CAPACITY_FACTORS, ghost.predictions(), strict=True):
+                if ratio is not None:
+                    out.append(cat.KV_PREDICTED_HIT_RATIO.sample(ratio, e, m, factor))
         out.append(cat.HOOK_ERRORS.sample(self._hook_errors, e, m))
         return tuple(out)
+
+    @property
+    def ghost(self) -> GhostCache | None:
+        """The live ghost cache (None until block hashes and the KV pool size are known, or
+        when prediction is off): its `rate` is the SHARDS sample rate in use."""
+        return self._ghost
+
+    def _ghost_for(self, capacity: int) -> GhostCache | None:
+        """The ghost cache at CAPACITY_FACTORS x `capacity` blocks (a new one, empty, when
+        the pool's size changed), or None when prediction is off."""
+        if self._ghost_rate is None:
+            return None
+        if self._ghost is None or capacity != self._ghost_capacity:
+            self._ghost = GhostCache(
+                [f * capacity for _, f in CAPACITY_FACTORS],
+                rate=self._ghost_rate,
+                max_bytes=self._ghost_max_bytes,
+            )
+            self._ghost_capacity = capacity
+        return self._ghost
 
     def _drop(self, method: str, exc: BaseException) -> None:
         """Count a dropped call; log the first drop per method (never raises)."""

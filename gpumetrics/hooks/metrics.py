@@ -26,6 +26,7 @@ from ..promtext import render_samples
 from ..samples import Sample
 from . import endpoint
 from ._state import E2E_BOUNDS, ITL_BOUNDS, MAX, STEP_BOUNDS, TTFT_BOUNDS, EngineState
+from ._trace import trace_line
 from ._work import recompute_flops, step_work
 
 __all__ = ["PHASES", "EngineMetrics"]
@@ -43,6 +44,14 @@ class EngineMetrics(EngineState):
     `kv_block_size` and `kv_capacity_blocks` configuration gauges are exported when given.
     `clock` (seconds, monotonic) is the time source offered to the engine for step and request
     durations (`t0 = m.clock(); ...; m.record_step(..., duration_s=m.clock() - t0)`).
+    `trace` (a text file, say) receives one JSONL line per `record_prefix_lookup` that
+    carries `block_hashes` (docs/kv-size.md's gpumetrics trace format). Those hashes also feed a
+    SHARDS-sampled ghost LRU (`gpumetrics.kvsize.ghost`) at 0.5, 2 and 4 times the KV pool,
+    exported as `gpumetrics_engine_kv_predicted_hit_ratio`: `kv_predict_sample_rate` in
+    (0, 1] (None: off; default 0.01, ~0.3 µs per looked-up block) is the highest sample rate,
+    lowered until the ghosts fit `kv_predict_max_bytes` (8 MiB by default). A capacity below
+    1/rate blocks predicts nothing: small pools want a higher rate (the reference worker
+    uses 1, exact; ~1.8 µs per block).
 
     Construction validates its arguments and may raise (set-up time); the `record_*` and
     `set_queue` methods, `snapshot()` and `render_text()` never raise; `collect()` (inherited,
@@ -131,16 +140,66 @@ class EngineMetrics(EngineState):
         except Exception as exc:
             self._drop("record_kv", exc)
 
-    def record_prefix_lookup(self, *, queried_tokens: int, hit_tokens: int) -> None:
+    def record_prefix_lookup(
+        self,
+        *,
+        queried_tokens: int,
+        hit_tokens: int,
+        block_hashes: Sequence[int] | None = None,
+        output_tokens: int | None = None,
+        conversation: str | int | None = None,
+    ) -> None:
         """A prefix-cache lookup: `queried_tokens` prompt tokens looked up, `hit_tokens` of
-        them found cached (tokens, not blocks)."""
+        them found cached (tokens, not blocks).
+
+        `block_hashes`, once per request (not again when a preempted request is looked up
+        anew): the engine's chained hashes of the prompt's full blocks, in prefix order. They
+        feed the live ghost cache (`gpumetrics_engine_kv_predicted_hit_ratio`, once the KV
+        pool's size is known) and, with a `trace` sink and `kv_block_size`, one trace line
+        (timestamp from `clock`, `output_tokens` as output_length (0 if unknown),
+        `conversation`); a sink that raises drops the whole call.
+        O(len(block_hashes))."""
         try:
             if not 0 <= hit_tokens <= queried_tokens <= MAX:
                 raise ValueError("need 0 <= hit_tokens <= queried_tokens")
+            if block_hashes is not None:
+                self._check_hashes(block_hashes, queried_tokens, output_tokens, conversation)
+            if block_hashes is not None and self._trace is not None and self._kv_block_size:
+                self._trace.write(
+                    trace_line(
+                        timestamp_ms=self._clock() * 1000.0,
+                        input_length=queried_tokens,
+                        output_length=output_tokens or 0,
+                        hash_ids=block_hashes,
+                        block_size=self._kv_block_size,
+                        conversation=conversation,
+                    )
+                )  # first: a sink that fails drops the whole call
             self._prefix_queried += queried_tokens
             self._prefix_hit += hit_tokens
+            if block_hashes is not None and self._kv_capacity:
+                ghost = self._ghost_for(self._kv_capacity)
+                if ghost is not None:
+                    ghost.access(block_hashes)
         except Exception as exc:
             self._drop("record_prefix_lookup", exc)
+
+    def _check_hashes(
+        self,
+        block_hashes: Sequence[int],
+        queried_tokens: int,
+        output_tokens: int | None,
+        conversation: str | int | None,
+    ) -> None:
+        if any(type(h) is not int for h in block_hashes):
+            raise TypeError("block_hashes must be ints")
+        size = self._kv_block_size
+        if size and len(block_hashes) * size > queried_tokens:
+            raise ValueError(f"{len(block_hashes)} full blocks exceed {queried_tokens} tokens")
+        if output_tokens is not None and not 0 <= output_tokens <= MAX:
+            raise ValueError("output_tokens must be finite and >= 0")
+        if conversation is not None and type(conversation) not in (str, int):
+            raise TypeError("conversation must be a str or an int")
 
     def record_eviction(self, blocks: int = 1) -> None:
         """Cached KV blocks reused for other data (their prefix is lost)."""

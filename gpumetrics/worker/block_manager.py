@@ -117,6 +117,17 @@ class BlockManager:
 
     # --- lookup ----------------------------------------------------------------------------
 
+    def prompt_hashes(self, tokens: Sequence[int]) -> list[int]:
+        """The chained hashes of the full blocks of `tokens`, in order: the ids this cache
+        registers them under (a partial last block has none). What a trace records."""
+        bs = self.block_size
+        out: list[int] = []
+        parent: int | None = None
+        for i in range(len(tokens) // bs):
+            parent = self._hash(parent, tuple(tokens[i * bs : (i + 1) * bs]))
+            out.append(parent)
+        return out
+
     def match_prefix(self, tokens: Sequence[int]) -> PrefixMatch:
         """The longest cached prefix of `tokens`, in whole blocks, leaving at least the last
         token to compute (the step that computes it yields the next token's logits)."""

@@ -52,6 +52,8 @@ class EngineConfig:
     dtype: str | None = None
     seed: int = 0
     engine_name: str = "worker-0"
+    kv_predict_sample_rate: float | None = 1.0
+    """The hooks' live ghost cache: highest SHARDS sample rate (None: no prediction)."""
 
     @property
     def resolved_dtype(self) -> str:
@@ -109,6 +111,7 @@ class Engine:
             kv_block_size=config.block_size,
             kv_capacity_blocks=config.kv_blocks,
             clock=clock,
+            kv_predict_sample_rate=config.kv_predict_sample_rate,
         )
         self.clock = self.metrics.clock
         self.blocks = BlockManager(config.kv_blocks, config.block_size)
@@ -211,6 +214,7 @@ class Engine:
             read_bytes=cost.read_bytes,
             write_bytes=cost.kv_write_bytes,
             lookups=out.lookups,
+            lookup_hashes=out.lookup_hashes,
             evicted_blocks=out.evicted_blocks,
             recomputed=out.recomputed,
             preempted=out.preempted,

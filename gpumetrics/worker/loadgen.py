@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from .engine import Engine
 from .summary import WorkerSummary
 from .tokenizer import ByteTokenizer
+from .trace import TraceRecorder
 
 __all__ = [
     "DEFAULT_VIRTUAL_STEP_S",
@@ -218,6 +219,7 @@ def run_load(
     duration_s: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     virtual: VirtualClock | None = None,
+    recorder: TraceRecorder | None = None,
 ) -> WorkerSummary:
     """Drive `engine` with `load` until `requests` turns finished, or for `duration_s`
     seconds (then admission stops and the running turns finish). The summary's throughput
@@ -225,6 +227,8 @@ def run_load(
 
     With `virtual`, the load's time (arrivals, think times, `duration_s`) is that clock's
     simulated seconds and nothing sleeps; a request's latencies count from its admission.
+    With `recorder`, each turn sent is written as a trace line (its time on the load's clock,
+    its prompt's block hashes as the engine's cache names them, its conversation).
     """
     if (requests is None) == (duration_s is None):
         raise ValueError("give exactly one of requests and duration_s")
@@ -247,6 +251,14 @@ def run_load(
                 arrival = None if virtual is not None else start + req.due
                 rid = engine.add_request(req.prompt, req.max_tokens, arrival=arrival)
                 inflight[rid] = req
+                if recorder is not None:
+                    recorder.record(
+                        timestamp_s=now,
+                        input_length=len(req.prompt),
+                        output_length=req.max_tokens,
+                        hash_ids=engine.blocks.prompt_hashes(req.prompt),
+                        conversation=req.conversation,
+                    )
                 issued += 1
         if engine.has_work:
             finished = engine.step()

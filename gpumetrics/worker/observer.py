@@ -78,6 +78,9 @@ class StepReport:
     """Cost-model HBM bytes written: the new tokens' KV."""
     lookups: tuple[PrefixMatch, ...]
     """Prefix lookups of the sequences admitted this step."""
+    lookup_hashes: tuple[tuple[int, ...] | None, ...]
+    """Per lookup: the prompt's full-block hashes at a request's first admission, else None
+    (`SchedulerOutput.lookup_hashes`)."""
     evicted_blocks: int
     recomputed: tuple[int, ...]
     """Per admitted sequence with lost KV: tokens computed again."""
@@ -132,8 +135,12 @@ class HooksObserver:
             read_bytes=report.read_bytes,
             write_bytes=report.write_bytes,
         )
-        for match in report.lookups:
-            m.record_prefix_lookup(queried_tokens=match.queried_tokens, hit_tokens=match.hit_tokens)
+        for match, hashes in zip(report.lookups, report.lookup_hashes, strict=True):
+            m.record_prefix_lookup(
+                queried_tokens=match.queried_tokens,
+                hit_tokens=match.hit_tokens,
+                block_hashes=hashes,
+            )
         if report.evicted_blocks:
             m.record_eviction(report.evicted_blocks)
         for tokens in report.recomputed:

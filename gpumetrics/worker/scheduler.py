@@ -56,6 +56,9 @@ class SchedulerOutput:
     entries: tuple[ScheduledSeq, ...]
     lookups: tuple[PrefixMatch, ...]
     """Prefix lookups of the sequences admitted this step."""
+    lookup_hashes: tuple[tuple[int, ...] | None, ...]
+    """Per lookup: the chained hashes of the prompt's full blocks at a request's first
+    admission, None when a preempted request is admitted again (one entry per request)."""
     recomputed: tuple[int, ...]
     """Per admitted sequence with lost KV: tokens to compute again."""
     preempted: int
@@ -120,6 +123,7 @@ class Scheduler:
                 budget -= new
                 i += 1
         lookups, recomputed = [], []
+        lookup_hashes: list[tuple[int, ...] | None] = []
         while self.waiting and len(self.running) < self.max_batch and budget > 0:
             seq = self.waiting[0]
             match = self.blocks.match_prefix(seq.tokens)
@@ -135,6 +139,9 @@ class Scheduler:
             seq.num_computed = match.hit_tokens
             if seq.cached_tokens is None:
                 seq.cached_tokens = min(match.hit_tokens, seq.prompt_len)
+                lookup_hashes.append(tuple(self.blocks.prompt_hashes(seq.tokens)))
+            else:
+                lookup_hashes.append(None)
             lost = max(seq.high_water, match.hit_tokens + match.lost_tokens) - match.hit_tokens
             if lost > 0:
                 recomputed.append(lost)
@@ -145,6 +152,7 @@ class Scheduler:
         return SchedulerOutput(
             tuple(entries),
             tuple(lookups),
+            tuple(lookup_hashes),
             tuple(recomputed),
             preempted,
             self.blocks.evicted_blocks - evicted_before,

@@ -163,8 +163,16 @@ def test_histograms_use_the_catalog_buckets() -> None:
 
 
 def test_snapshot_follows_catalog_order_and_labels() -> None:
-    m = EngineMetrics("e0", "m0", max_batch_sequences=1, max_batch_tokens=1, kv_block_size=1)
+    m = EngineMetrics(
+        "e0",
+        "m0",
+        max_batch_sequences=1,
+        max_batch_tokens=1,
+        kv_block_size=1,
+        kv_predict_sample_rate=1.0,
+    )
     m.record_kv(used_blocks=1, total_blocks=2)
+    m.record_prefix_lookup(queried_tokens=2, hit_tokens=0, block_hashes=[7, 8])  # the ghost
     m.set_queue(0, 0)
     samples = m.snapshot()
     order = [spec.name for spec in cat.ALL]

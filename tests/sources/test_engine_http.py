@@ -17,9 +17,11 @@ import pytest
 
 from gpumetrics.catalog import engine as e
 from gpumetrics.catalog import health as selfmetrics
+from gpumetrics.hooks import EngineMetrics
 from gpumetrics.pipeline import Sampler
 from gpumetrics.samples import Collection
 from gpumetrics.sources.engine import EngineConfig, EngineError, EngineSource
+from gpumetrics.testing.sample_values import metric_values
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "engines"
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
@@ -279,3 +281,27 @@ def test_a_restarted_engine_with_reset_counters_exports_the_new_values() -> None
     assert after[(e.PROMPT_TOKENS.name, eng)] == 2_300.0  # the new raw values, not a mix
     assert (e.KV_CAPACITY_BLOCKS.name, eng) not in after  # nothing carried over
     assert after[(e.GENERATED_TOKENS.name, eng)] == 600_000.0
+
+
+def test_the_predicted_hit_ratio_passes_the_bridge_from_a_hooks_endpoint() -> None:
+    """`serve --engine` scraping a worker's hooks: the ghost cache's predicted hit ratios
+    arrive with their capacity_factor label, values as the hooks computed them. By hand: a
+    pool of 2 blocks (ghosts of 1, 4 and 8 blocks at sample rate 1), requests [1, 2] then
+    [1, 2]: at 1 block the second finds block 1 (touched last, most recent): 1 of 4 blocks
+    hit; at 4 and 8 blocks both hit: 2 of 4."""
+    metrics = EngineMetrics(
+        "w", "tiny", kv_block_size=1, kv_capacity_blocks=2, kv_predict_sample_rate=1.0
+    )
+    for _ in range(2):
+        metrics.record_prefix_lookup(queried_tokens=2, hit_tokens=0, block_hashes=[1, 2])
+    with metrics.serve() as endpoint:
+        source = EngineSource(EngineConfig("w", endpoint.url))
+        try:
+            got = metric_values(source.collect(1000.0).samples, e.KV_PREDICTED_HIT_RATIO.name)
+        finally:
+            source.close()
+    assert got == {
+        ("w", "tiny", "0.5"): 0.25,
+        ("w", "tiny", "2"): 0.5,
+        ("w", "tiny", "4"): 0.5,
+    }

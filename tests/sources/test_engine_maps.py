@@ -306,6 +306,9 @@ def hook_samples(engine: str) -> list[Sample]:
         e.GENERATED_TOKENS.sample(1_450_000.0, *m),
         e.FINISHED_REQUESTS.sample(4_000.0, *m),
         e.HOOK_ERRORS.sample(2.0, *m),
+        e.KV_PREDICTED_HIT_RATIO.sample(0.31, *m, "0.5"),
+        e.KV_PREDICTED_HIT_RATIO.sample(0.47, *m, "2"),
+        e.KV_PREDICTED_HIT_RATIO.sample(0.52, *m, "4"),
         hist(
             e.TTFT,
             (0.0, 2.0, 40.0, 300.0, 1_200.0, 2_900.0, 3_600.0, 3_900.0, 3_980.0, 3_998.0)

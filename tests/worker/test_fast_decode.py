@@ -159,7 +159,7 @@ def test_applies_only_to_all_decode_steps_within_the_captured_sizes() -> None:
     assert not fast.applies(prefill)
     engine.scheduler.update(prefill, [7], 0.0)
     assert fast.applies(engine.scheduler.schedule())
-    assert not fast.applies(SchedulerOutput((), (), (), 0, 0))
+    assert not fast.applies(SchedulerOutput((), (), (), (), 0, 0))
 
 
 def test_fused_projections_are_views_and_change_nothing() -> None:

@@ -26,6 +26,7 @@ NOT_FROM_REPORTS = {
     cat.MAX_BATCH_TOKENS.name,
     cat.RECOMPUTED_FLOPS.name,  # the hooks' cost model over the recomputed tokens
     cat.HOOK_ERRORS.name,
+    cat.KV_PREDICTED_HIT_RATIO.name,  # the ghost cache over lookup_hashes: test_trace.py
 }
 
 Key = tuple[str, tuple[str, ...]]
@@ -99,13 +100,14 @@ REPORTS = [
     StepReport(
         phase="mixed", work=(RequestWork(1, 9), RequestWork(8, 8)), prefill_tokens=8,
         decode_tokens=1, flops=1.0e6, read_bytes=3.0e5, write_bytes=2.0e3,
-        lookups=(PrefixMatch((3,), (11,), 8, 4, 4),), evicted_blocks=2, recomputed=(4,),
-        preempted=0, kv_used_blocks=5, kv_total_blocks=8, kv_evictable_blocks=1, waiting=2,
-        running=2, finished=(_finished(0, 8, (0.5, 0.125)),), duration_s=0.75,
+        lookups=(PrefixMatch((3,), (11,), 8, 4, 4),), lookup_hashes=(None,), evicted_blocks=2,
+        recomputed=(4,), preempted=0, kv_used_blocks=5, kv_total_blocks=8, kv_evictable_blocks=1,
+        waiting=2, running=2, finished=(_finished(0, 8, (0.5, 0.125)),), duration_s=0.75,
     ),
     StepReport(
         phase="decode", work=(RequestWork(1, 10),), prefill_tokens=0, decode_tokens=1,
-        flops=5.0e5, read_bytes=2.5e5, write_bytes=1.0e3, lookups=(), evicted_blocks=0,
+        flops=5.0e5, read_bytes=2.5e5, write_bytes=1.0e3, lookups=(), lookup_hashes=(),
+        evicted_blocks=0,
         recomputed=(), preempted=1, kv_used_blocks=3, kv_total_blocks=8,
         kv_evictable_blocks=2, waiting=3, running=1, finished=(), duration_s=0.5,
     ),

@@ -16,6 +16,7 @@ STEP = StepReport(
     phase="mixed", work=(RequestWork(1, 12), RequestWork(9, 9)), prefill_tokens=9,
     decode_tokens=1, flops=2.0e6, read_bytes=1.0e6, write_bytes=4.0e3,
     lookups=(PrefixMatch((0,), (5,), 12, 4, 0), PrefixMatch((), (), 9, 0, 4)),
+    lookup_hashes=(None, None),
     evicted_blocks=1, recomputed=(4,), preempted=1, kv_used_blocks=4, kv_total_blocks=8,
     kv_evictable_blocks=2, waiting=1, running=2, finished=(DONE,), duration_s=0.25,
 )  # fmt: skip
@@ -33,7 +34,9 @@ def test_stats_count_the_reports_by_hand() -> None:
     2 s wall."""
     stats = WorkerStats(max_batch=8)
     stats.on_step(STEP)
-    stats.on_step(replace(STEP, lookups=(), finished=(), evicted_blocks=0, recomputed=()))
+    stats.on_step(
+        replace(STEP, lookups=(), lookup_hashes=(), finished=(), evicted_blocks=0, recomputed=())
+    )
     got = _summary(stats)
     assert got["steps"] == 2
     assert (got["requests"], got["prompt_tokens"], got["generated_tokens"]) == (1, 9, 3)
@@ -48,6 +51,6 @@ def test_stats_count_the_reports_by_hand() -> None:
 
 def test_the_hit_ratio_is_zero_without_lookups() -> None:
     stats = WorkerStats(max_batch=8)
-    stats.on_step(replace(STEP, lookups=()))
+    stats.on_step(replace(STEP, lookups=(), lookup_hashes=()))
     assert _summary(stats)["prefix_hit_ratio"] == 0.0
     assert _summary(WorkerStats(), wall_s=0.0)["tokens_per_second"] == 0.0

@@ -109,6 +109,23 @@ def _kv() -> Row:
                 axis_label="preemptions/s",
                 min_value=0.0,
             ),
+            timeseries_panel(
+                "What more KV memory would buy",
+                f"{describe(e.KV_PREDICTED_HIT_RATIO)} The measured hit ratio (5m, in tokens) is "
+                "the line to compare with: the gap to capacity_factor 2 is what doubling the "
+                "KV pool would buy.",
+                "percentunit",
+                [
+                    Q(
+                        sel(e.KV_PREDICTED_HIT_RATIO, ENGINE),
+                        f"predicted at {{{{capacity_factor}}}}x {_WHO}",
+                    ),
+                    Q(sel(r.KV_HIT_RATIO["5m"], ENGINE), f"measured hit {_WHO}"),
+                ],
+                min_value=0.0,
+                max_value=1.0,
+                width=24,
+            ),
         ],
     )
 

@@ -58,10 +58,19 @@ def _miss_spike(c: RuleConfig) -> Alert:
                     f"rate({sel(e.RECOMPUTED_TOKENS, _ONE)}[5m])",
                 ),
                 ("Lookup traffic", f"{r.PREFIX_QUERIED['5m']}{{{_ONE}}}"),
+                (
+                    "Predicted hit ratio at 0.5x, 2x, 4x the KV pool (gpumetrics hooks)",
+                    sel(e.KV_PREDICTED_HIT_RATIO, _ONE),
+                ),
             ),
             actions=(
                 "If evictions rose with the misses, give the cache room: more GPU memory for "
                 "KV (gpu_memory_utilization), a smaller max batch, or more replicas.",
+                "Before buying memory, read what it would buy: the predicted hit ratio at "
+                "capacity_factor 2 and 4 (a ghost LRU of the engine's block hashes) against "
+                "today's hit ratio; if 2x barely helps, the misses are not capacity misses "
+                "(look at routing and the traffic mix). Size offline from a recorded trace "
+                "with `gpumetrics kv-size` (docs/kv-size.md).",
                 "If the router changed, restore prefix-/session-aware routing.",
                 "If the traffic mix changed for good, the baseline follows within the hour and "
                 "the alert resolves; raise miss_spike_margin if this traffic pattern is normal.",
