@@ -1,5 +1,6 @@
 """gpu-check's summary: what each step did, and the measured numbers as Markdown ready to paste
-into BENCHMARKS.md. Stdlib only; reads the files the steps left in the work directory:
+into BENCHMARKS.md. Stdlib and gpumetrics' catalog only (scripts/gpu-check puts the checkout on
+the path); reads the files the steps left in the work directory:
 
   env/versions.json            machine, driver, torch, nvidia-ml-py, transformers
   profile-short.json           `gpumetrics profile --json` (schema gpumetrics.profile/v1), and
@@ -24,18 +25,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gpumetrics.catalog import gpu as g
+
 __all__ = ["gpm_medians", "hf_ratio", "profile_rows", "summary_lines"]
 
 #: Phase line of a phases file: `<epoch> <phase> [key=value ...]`.
 PHASE_LINE = re.compile(r"^(\d+(?:\.\d+)?) ([A-Za-z_][A-Za-z0-9_]*)((?: [A-Za-z_]\w*=\S+)*)$")
 #: A trace member's name: `sNNNN_<epoch>.prom`.
 SCRAPE_NAME = re.compile(r"^s(\d{4,})_(\d+(?:\.\d+)?)\.prom$")
+#: The signals summarised per trace phase, named from the catalog.
 _GPM = (
-    ("tensor", "gpumetrics_gpu_tensor_active_ratio"),
-    ("DRAM", "gpumetrics_gpu_dram_active_ratio"),
-    ("SM", "gpumetrics_gpu_sm_active_ratio"),
-    ("naive", "gpumetrics_gpu_utilization_naive_ratio"),
-    ("W", "gpumetrics_gpu_power_watts"),
+    ("tensor", g.GPM_TENSOR_ACTIVE.name),
+    ("DRAM", g.GPM_DRAM_ACTIVE.name),
+    ("SM", g.GPM_SM_ACTIVE.name),
+    ("naive", g.GPU_UTILIZATION_NAIVE.name),
+    ("W", g.GPU_POWER.name),
 )
 _SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} (\S+)$")
 

@@ -97,7 +97,8 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     type=click.Choice(sorted(WORKLOADS)),
     default="default",
     show_default=True,
-    help="What the fake GPUs do: cycling phases, or one steady memory-bound decode phase.",
+    help="What the fake GPUs do: default cycles phases, steady is one memory-bound decode "
+    "phase, h200 replays the phases measured on a real H200 (tests/data/h200).",
 )
 @click.option(
     "--fake-ib",
