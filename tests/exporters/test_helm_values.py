@@ -168,6 +168,25 @@ def test_dashboards_config_map_carries_the_sidecar_label_and_every_dashboard(
     validate.validate(config_map, KUBERNETES, strict=True)
 
 
+def test_chart_with_every_option_of_this_file_on_lints_clean(helm: ModuleType) -> None:
+    values = {
+        "grafanaDashboards": {"enabled": True},
+        "prometheusRule": {"runbookBaseUrl": "https://wiki.example/runbooks/"},
+        "serviceMonitor": {"honorLabels": True},
+    }
+    report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBERNETES}")
+    assert report["errors"] == [], report
+    assert [m for m in report["messages"] if m["severity"] >= 2] == [], report
+
+
+def test_dashboards_config_map_fits_a_client_side_apply(render: Callable[..., Docs]) -> None:
+    """`kubectl apply` (client-side) copies the object into an annotation, which Kubernetes
+    caps at 256 KiB in all; the ConfigMap itself may hold 1 MiB."""
+    docs = render({"grafanaDashboards": {"enabled": True}})
+    config_map = _one(docs, "ConfigMap", "gm-gpumetrics-dashboards")
+    assert len(json.dumps(config_map).encode()) < 256 * 1024
+
+
 def test_dashboards_label_and_namespace_follow_the_values(render: Callable[..., Docs]) -> None:
     docs = render(
         {
