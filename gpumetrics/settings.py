@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .engine_config import EngineConfig
 from .errors import ConfigError
@@ -173,10 +174,26 @@ class RooflineSettings:
 @dataclass(frozen=True, slots=True)
 class RenderSettings:
     """`gpumetrics render`: `root` the checkout to write into (None: the gpumetrics checkout
-    holding the current directory); `check_only` writes nothing."""
+    holding the current directory); `check_only` writes nothing; `runbook_base_url` (None:
+    the repository-relative `docs/runbooks/`) the absolute URL the alerts' `runbook_url`
+    annotations start with, a `/` appended when missing."""
 
     root: Path | None
     check_only: bool
+    runbook_base_url: str | None
+
+    def __post_init__(self) -> None:
+        url = self.runbook_base_url
+        if url is None:
+            return
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ConfigError(
+                "runbook_base_url",
+                f"must be an absolute http(s) URL without a query, got {url!r}",
+            )
+        if not url.endswith("/"):
+            object.__setattr__(self, "runbook_base_url", url + "/")
 
 
 @dataclass(frozen=True, slots=True)

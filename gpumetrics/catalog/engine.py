@@ -329,6 +329,30 @@ HOOK_ERRORS = metric(
     group=Group.ENGINE_BATCH,
 )
 
+# --- gateway-facing info (Gateway API Inference Extension, model-server protocol) ----------
+
+CACHE_CONFIG_INFO = metric(
+    "gpumetrics_engine_cache_config_info",
+    MetricType.INFO,
+    "The engine's KV-cache layout as one info series, as an inference gateway's endpoint "
+    "picker reads it (vllm:cache_config_info, sglang:cache_config_info): block_size tokens "
+    "per block, num_gpu_blocks blocks in GPU memory, cache_dtype the KV element type.",
+    (*ENGINE_LABELS, "block_size", "num_gpu_blocks", "cache_dtype"),
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+LORA_ADAPTERS_INFO = metric(
+    "gpumetrics_engine_lora_adapters_info",
+    G,
+    "LoRA adapters, as vllm:lora_requests_info: max_lora adapters fit in GPU memory at "
+    "once; running_lora_adapters and waiting_lora_adapters are comma-separated names. The "
+    "value is the Unix time (seconds) the engine last reported them, so a reader picks the "
+    "latest series.",
+    (*ENGINE_LABELS, "max_lora", "running_lora_adapters", "waiting_lora_adapters"),
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+
 ALL = (
     ENGINE_INFO,
     ENGINE_GPU_INFO,
@@ -364,4 +388,6 @@ ALL = (
     E2E,
     KV_PREDICTED_HIT_RATIO,
     HOOK_ERRORS,
+    CACHE_CONFIG_INFO,
+    LORA_ADAPTERS_INFO,
 )

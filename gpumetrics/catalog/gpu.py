@@ -26,6 +26,7 @@ GPU_UP = metric(
     GPU_LABELS,
     source=NVML,
     group=Group.GPU,
+    otel_name="hw.status",
 )
 GPU_MEMORY_TOTAL = metric(
     "gpumetrics_gpu_memory_total_bytes",

@@ -2,36 +2,15 @@
 
 `otel.py` feeds these to the SDK; keeping them here makes the mapping testable without it.
 
-Instruments (`instrument_kind`): catalog gauges become ObservableGauges, except the two that
-the semantic conventions define as UpDownCounters (`hw.gpu.memory.usage`,
-`hw.gpu.memory.limit`); counters become ObservableCounters (cumulative, monotonic);
+Instruments (`instrument_kind`): catalog gauges become ObservableGauges, except those the
+semantic conventions define as UpDownCounters (`hw.gpu.memory.usage`, `hw.gpu.memory.limit`,
+`hw.status`); counters become ObservableCounters (cumulative, monotonic);
 histograms are built from our cumulative buckets (`otlp_buckets`); info metrics are skipped:
 OTel has no info type, the resource is fixed before the first sample arrives, and the facts
 that identify a series (`hw.id`, `hw.model`, the engine's kind) ride on its points already.
 
-Attributes (`attribute_key`, `attributes`), one table for every metric:
-
-=============  =====================================  =======================================
-label          attribute                              note
-=============  =====================================  =======================================
-gpu_uuid       hw.id                                  + hw.type="gpu", hw.vendor="nvidia"
-gpu_model      hw.model
-gpu            gpumetrics.gpu.index                   NVML index, or "0/mig-3"
-direction      network.io.direction                   tx -> transmit, rx -> receive
-error          error.type
-model          gen_ai.request.model
-engine         gpumetrics.engine.name
-source         gpumetrics.source.name
-(other)        gpumetrics.<label>                     link, port, phase, reason, ...
-=============  =====================================  =======================================
-
-Per metric: ECC errors (`hw.errors`) map `type` to `error.type`; temperature maps `sensor` to
-`hw.sensor_location`; source errors map `code` to `error.type`. `gen_ai.*` metrics also carry
-`gen_ai.operation.name` = "text_completion" (an engine's step loop sees prompts, not API shapes:
-a chat request reaches it as a templated completion) and `gen_ai.provider.name` = the engine's
-kind from `gpumetrics_engine_info` (vllm, sglang, ...), "gpumetrics" when unknown. The
-`gpumetrics.` prefix keeps our attributes out of the semantic conventions' namespaces;
-`.index`/`.name` keep them off our own metric namespaces (`gpumetrics.gpu.*`).
+Attributes and the per-metric semantic-convention rules (ECC scope, temperature sensors as
+components, GPU status as a state set, gen_ai.* attributes) live in `otel_semconv`.
 """
 
 from __future__ import annotations
@@ -41,23 +20,38 @@ import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from types import MappingProxyType
 from urllib.parse import urlsplit, urlunsplit
 
 from ..catalog import MetricSpec, MetricType
 from ..catalog import engine as engine_catalog
-from ..catalog import gpu as gpu_catalog
-from ..catalog import health as health_catalog
 from ..samples import HistogramValue, Labels, Sample, Snapshot
+from . import otel_semconv as semconv
+from .otel_semconv import (
+    ATTRIBUTE_KEYS,
+    ATTRIBUTE_PREFIX,
+    ATTRIBUTE_VALUES,
+    COMPONENTS,
+    DEFAULT_PROVIDER,
+    GEN_AI_OPERATION,
+    METRIC_ATTRIBUTE_KEYS,
+    PREFERRED_VALUES,
+    STATE_SETS,
+    UP_DOWN_COUNTERS,
+    attribute_key,
+    attributes,
+)
 
 __all__ = [
     "ATTRIBUTE_KEYS",
     "ATTRIBUTE_PREFIX",
     "ATTRIBUTE_VALUES",
+    "COMPONENTS",
     "DEFAULT_PROVIDER",
     "GEN_AI_OPERATION",
     "METRIC_ATTRIBUTE_KEYS",
     "OTLP_METRICS_PATH",
+    "PREFERRED_VALUES",
+    "STATE_SETS",
     "UP_DOWN_COUNTERS",
     "Frame",
     "HistogramRow",
@@ -79,49 +73,6 @@ log = logging.getLogger(__name__)
 
 #: The OTLP/HTTP signal path for metrics.
 OTLP_METRICS_PATH = "/v1/metrics"
-
-#: Attribute for each of our Prometheus labels, whatever the metric.
-ATTRIBUTE_KEYS: Mapping[str, str] = MappingProxyType(
-    {
-        "gpu_uuid": "hw.id",
-        "gpu_model": "hw.model",
-        "gpu": "gpumetrics.gpu.index",
-        "direction": "network.io.direction",
-        "error": "error.type",
-        "model": "gen_ai.request.model",
-        "engine": "gpumetrics.engine.name",
-        "source": "gpumetrics.source.name",
-    }
-)
-
-#: Per-metric exceptions (keyed by the catalog's exposition name) where a convention names a
-#: label differently.
-METRIC_ATTRIBUTE_KEYS: Mapping[str, Mapping[str, str]] = MappingProxyType(
-    {
-        gpu_catalog.GPU_ECC_ERRORS.name: {"type": "error.type"},
-        gpu_catalog.GPU_TEMPERATURE.name: {"sensor": "hw.sensor_location"},
-        health_catalog.SOURCE_ERRORS.name: {"code": "error.type"},
-    }
-)
-
-#: Value translations for attributes whose conventions enumerate their values.
-ATTRIBUTE_VALUES: Mapping[str, Mapping[str, str]] = MappingProxyType(
-    {"network.io.direction": {"tx": "transmit", "rx": "receive"}}
-)
-
-#: Namespace for labels no convention covers.
-ATTRIBUTE_PREFIX = "gpumetrics."
-
-#: `gen_ai.operation.name` on every gen_ai.* point.
-GEN_AI_OPERATION = "text_completion"
-
-#: `gen_ai.provider.name` when the snapshot does not say which engine kind serves a model.
-DEFAULT_PROVIDER = "gpumetrics"
-
-#: Semantic-convention metrics that are UpDownCounters although the catalog calls them gauges.
-UP_DOWN_COUNTERS = frozenset({"hw.gpu.memory.usage", "hw.gpu.memory.limit"})
-
-_HW_CONSTANTS = (("hw.type", "gpu"), ("hw.vendor", "nvidia"))
 
 
 def otlp_metrics_url(endpoint: str) -> str:
@@ -181,33 +132,6 @@ def exportable(specs: Iterable[MetricSpec]) -> tuple[MetricSpec, ...]:
                 spec.name,
             )
     return tuple(kept.values())
-
-
-def attribute_key(spec: MetricSpec, label: str) -> str:
-    """The OTel attribute key for one of `spec`'s labels (see the module's table)."""
-    override = METRIC_ATTRIBUTE_KEYS.get(spec.name, {}).get(label)
-    if override is not None:
-        return override
-    return ATTRIBUTE_KEYS.get(label, ATTRIBUTE_PREFIX + label)
-
-
-def attributes(
-    spec: MetricSpec, labels: Labels, *, provider: str = DEFAULT_PROVIDER
-) -> dict[str, str]:
-    """The OTel attributes of one series of `spec`; `provider` is the engine's kind."""
-    if len(labels) != len(spec.labels):
-        raise ValueError(f"{spec.name} takes labels {spec.labels}, got {labels}")
-    out: dict[str, str] = {}
-    for label, value in zip(spec.labels, labels, strict=True):
-        key = attribute_key(spec, label)
-        out[key] = ATTRIBUTE_VALUES.get(key, {}).get(value, value)
-    if "hw.id" in out:
-        for key, value in _HW_CONSTANTS:
-            out.setdefault(key, value)
-    if spec.otel_name.startswith("gen_ai."):
-        out["gen_ai.operation.name"] = GEN_AI_OPERATION
-        out["gen_ai.provider.name"] = provider
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,18 +228,29 @@ class Frame:
         return any(self.by_metric.get(spec.name) for spec in specs)
 
     def series(self, spec: MetricSpec) -> Iterator[Series]:
-        """`spec`'s series in this snapshot; samples with the wrong label count are skipped."""
+        """`spec`'s series in this snapshot, as OTel sees them (`PREFERRED_VALUES`,
+        `STATE_SETS`); samples with the wrong label count are skipped."""
+        samples: list[Sample] = []
         for sample in self.by_metric.get(spec.name, ()):
-            if len(sample.labels) != len(spec.labels):
+            if len(sample.labels) == len(spec.labels):
+                samples.append(sample)
+            else:
                 log.debug("skipping %s sample with labels %s", spec.name, sample.labels)
-                continue
+        rule = PREFERRED_VALUES.get(spec.name)
+        if rule is not None:
+            samples = semconv.preferred(spec, samples, *rule)
+        states = STATE_SETS.get(spec.name)
+        for sample in samples:
             named = dict(zip(spec.labels, sample.labels, strict=True))
             provider = self.providers.get(
                 (named.get("engine", ""), named.get("model", "")), DEFAULT_PROVIDER
             )
-            yield Series(
-                sample.labels, attributes(spec, sample.labels, provider=provider), sample.value
-            )
+            attrs = attributes(spec, sample.labels, provider=provider)
+            if states is None or isinstance(sample.value, HistogramValue):
+                yield Series(sample.labels, attrs, sample.value)
+                continue
+            yield Series(sample.labels, {**attrs, states.key: states.up}, sample.value)
+            yield Series(sample.labels, {**attrs, states.key: states.down}, 1.0 - sample.value)
 
 
 class SnapshotView:

@@ -60,6 +60,7 @@ class EngineState:
 
     __slots__ = (
         "_busy",
+        "_cache_dtype",
         "_cached_tokens",
         "_clock",
         "_dtype",
@@ -83,6 +84,7 @@ class EngineState:
         "_kv_used",
         "_labels",
         "_logged",
+        "_lora",
         "_max_seqs",
         "_max_tokens",
         "_preemptions",
@@ -106,6 +108,7 @@ class EngineState:
         "_ttft_counts",
         "_ttft_sum",
         "_waiting",
+        "_wall_clock",
         "_write_bytes",
     )
 
@@ -122,6 +125,7 @@ class EngineState:
         kv_block_size: int | None = None,
         kv_capacity_blocks: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         trace: TraceSink | None = None,
         kv_predict_sample_rate: float | None = 0.01,
         kv_predict_max_bytes: int = DEFAULT_MAX_BYTES,
@@ -139,6 +143,11 @@ class EngineState:
         self._max_tokens = _optional_count(max_batch_tokens, "max_batch_tokens")
         self._kv_block_size = _optional_count(kv_block_size, "kv_block_size")
         self._kv_capacity = _optional_count(kv_capacity_blocks, "kv_capacity_blocks")
+        self._cache_dtype = kv_dtype
+        self._wall_clock = wall_clock
+        # LoRA state as one tuple, replaced whole (readers never see half an update):
+        # (max_lora, running names, waiting names, Unix time of the report), or None.
+        self._lora: tuple[str, str, str, float] | None = None
         # Gauges: None until the engine reports them (an unknown value emits no sample).
         self._kv_used: int | None = None
         self._kv_evictable: int | None = None
@@ -245,6 +254,17 @@ class EngineState:
                 if ratio is not None:
                     out.append(cat.KV_PREDICTED_HIT_RATIO.sample(ratio, e, m, factor))
         out.append(cat.HOOK_ERRORS.sample(self._hook_errors, e, m))
+        block_size, blocks = self._kv_block_size, self._kv_capacity
+        if block_size and blocks:
+            out.append(
+                cat.CACHE_CONFIG_INFO.sample(
+                    1, e, m, str(block_size), str(blocks), self._cache_dtype
+                )
+            )
+        lora = self._lora
+        if lora is not None:
+            max_lora, running, waiting, reported_at = lora
+            out.append(cat.LORA_ADAPTERS_INFO.sample(reported_at, e, m, max_lora, running, waiting))
         return tuple(out)
 
     @property

@@ -29,10 +29,25 @@ from ._state import E2E_BOUNDS, ITL_BOUNDS, MAX, STEP_BOUNDS, TTFT_BOUNDS, Engin
 from ._trace import trace_line
 from ._work import recompute_flops, step_work
 
-__all__ = ["PHASES", "EngineMetrics"]
+__all__ = ["MAX_LORA_ADAPTERS", "MAX_LORA_NAME", "PHASES", "EngineMetrics"]
 
 #: Step phases accepted by `record_step`.
 PHASES = ("prefill", "decode", "mixed")
+
+
+#: Limits on what `set_lora` accepts: names per list, and characters per name.
+MAX_LORA_ADAPTERS = 256
+MAX_LORA_NAME = 256
+
+
+def _adapters(names: Sequence[str], what: str) -> str:
+    """`names` as the comma-separated label value, after checking each one."""
+    if isinstance(names, str) or len(names) > MAX_LORA_ADAPTERS:
+        raise ValueError(f"{what} must be a sequence of at most {MAX_LORA_ADAPTERS} names")
+    for name in names:
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_LORA_NAME or "," in name:
+            raise ValueError(f"{what}: adapter names are non-empty str without commas")
+    return ",".join(names)
 
 
 class EngineMetrics(EngineState):
@@ -43,7 +58,10 @@ class EngineMetrics(EngineState):
     the cost model in `dtype` (weights) and `kv_dtype` (KV cache). The `max_batch_*`,
     `kv_block_size` and `kv_capacity_blocks` configuration gauges are exported when given.
     `clock` (seconds, monotonic) is the time source offered to the engine for step and request
-    durations (`t0 = m.clock(); ...; m.record_step(..., duration_s=m.clock() - t0)`).
+    durations (`t0 = m.clock(); ...; m.record_step(..., duration_s=m.clock() - t0)`);
+    `wall_clock` (Unix seconds) stamps `set_lora` reports. For an inference gateway's endpoint
+    picker, `set_cache_config` (or `kv_block_size` + the pool size) yields
+    `gpumetrics_engine_cache_config_info` and `set_lora` `gpumetrics_engine_lora_adapters_info`.
     `trace` (a text file, say) receives one JSONL line per `record_prefix_lookup` that
     carries `block_hashes` (docs/kv-size.md's gpumetrics trace format). Those hashes also feed a
     SHARDS-sampled ghost LRU (`gpumetrics.kvsize.ghost`) at 0.5, 2 and 4 times the KV pool,
@@ -246,6 +264,40 @@ class EngineMetrics(EngineState):
             self._running = running
         except Exception as exc:
             self._drop("set_queue", exc)
+
+    def set_cache_config(self, *, block_size: int, num_gpu_blocks: int) -> None:
+        """The KV cache's layout once the engine knows it (vLLM sizes its pool after profiling
+        memory): `block_size` tokens per block, `num_gpu_blocks` blocks in GPU memory. Sets
+        the block-size and capacity gauges and `gpumetrics_engine_cache_config_info`, which an
+        inference gateway's prefix-cache scorer reads."""
+        try:
+            for value in (block_size, num_gpu_blocks):
+                if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX:
+                    raise ValueError("block_size and num_gpu_blocks must be ints > 0")
+            self._kv_block_size = block_size
+            self._kv_capacity = num_gpu_blocks
+        except Exception as exc:
+            self._drop("set_cache_config", exc)
+
+    def set_lora(
+        self, *, max_lora: int, running: Sequence[str] = (), waiting: Sequence[str] = ()
+    ) -> None:
+        """LoRA adapters now: at most `max_lora` fit in GPU memory at once; `running` are
+        loaded and serving, `waiting` are requested and queued. Exported as
+        `gpumetrics_engine_lora_adapters_info` (vLLM's lora_requests_info layout) with the
+        Unix time of this call as its value. Names: non-empty, no commas, at most
+        MAX_LORA_NAME characters, at most MAX_LORA_ADAPTERS per list."""
+        try:
+            if (
+                isinstance(max_lora, bool)
+                or not isinstance(max_lora, int)
+                or not 0 <= max_lora <= MAX
+            ):
+                raise ValueError(f"max_lora must be an int >= 0, got {max_lora!r}")
+            lists = (_adapters(running, "running"), _adapters(waiting, "waiting"))
+            self._lora = (str(max_lora), *lists, self._wall_clock())
+        except Exception as exc:
+            self._drop("set_lora", exc)
 
     def record_request_finished(
         self,

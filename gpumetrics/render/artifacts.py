@@ -20,9 +20,18 @@ from .dashboards.provisioning import dashboard_files
 from .deployables import exporter_files
 from .metrics_md import render_metrics_md
 from .rules import rule_files
+from .rules.model import DEFAULT_CONFIG, RuleConfig
 from .runbooks import runbook_files
 
-__all__ = ["ARTIFACTS", "Artifact", "check", "find_checkout", "write", "write_atomic"]
+__all__ = [
+    "ARTIFACTS",
+    "Artifact",
+    "artifacts",
+    "check",
+    "find_checkout",
+    "write",
+    "write_atomic",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +42,20 @@ class Artifact:
     render: Callable[[], str]
 
 
-ARTIFACTS: tuple[Artifact, ...] = (
-    Artifact("METRICS.md", render_metrics_md),
-    *(Artifact(path, render) for path, render in dashboard_files()),
-    *(Artifact(path, render) for path, render in rule_files()),
-    *(Artifact(path, render) for path, render in runbook_files()),
-    *(Artifact(path, render) for path, render in exporter_files()),
-)
+def artifacts(config: RuleConfig = DEFAULT_CONFIG) -> tuple[Artifact, ...]:
+    """Every generated file, with the rules (alerts/ and the Helm chart's copies) and runbook
+    index rendered under `config` (its `runbook_base_url`, for one)."""
+    return (
+        Artifact("METRICS.md", render_metrics_md),
+        *(Artifact(path, render) for path, render in dashboard_files()),
+        *(Artifact(path, render) for path, render in rule_files(config)),
+        *(Artifact(path, render) for path, render in runbook_files(config)),
+        *(Artifact(path, render) for path, render in exporter_files(config)),
+    )
+
+
+#: The files as the repository holds them (the default rule config).
+ARTIFACTS: tuple[Artifact, ...] = artifacts()
 
 
 def find_checkout(start: Path) -> Path | None:
@@ -75,10 +91,11 @@ def write_atomic(target: Path, content: str) -> None:
         raise
 
 
-def write(root: Path) -> list[str]:
-    """Regenerate every artifact under `root`; returns the paths that changed."""
+def write(root: Path, config: RuleConfig = DEFAULT_CONFIG) -> list[str]:
+    """Regenerate every artifact under `root` (rules under `config`); returns the paths that
+    changed."""
     changed = []
-    for artifact in ARTIFACTS:
+    for artifact in artifacts(config):
         target = root / artifact.path
         content = artifact.render()
         if not target.exists() or target.read_text() != content:
@@ -88,10 +105,11 @@ def write(root: Path) -> list[str]:
     return changed
 
 
-def check(root: Path) -> list[str]:
-    """Paths whose committed content differs from what the catalog renders now."""
+def check(root: Path, config: RuleConfig = DEFAULT_CONFIG) -> list[str]:
+    """Paths whose committed content differs from what the catalog renders now (rules under
+    `config`)."""
     return [
         a.path
-        for a in ARTIFACTS
+        for a in artifacts(config)
         if not (root / a.path).exists() or (root / a.path).read_text() != a.render()
     ]

@@ -74,6 +74,7 @@ def test_otel_names_follow_semantic_conventions_where_they_exist() -> None:
     assert catalog.gpu.GPU_POWER.otel_name == "hw.power"
     assert catalog.gpu.GPU_POWER.otel_unit == "W"
     assert catalog.gpu.GPU_ENERGY.otel_name == "hw.energy"
+    assert catalog.gpu.GPU_UP.otel_name == "hw.status"
     assert catalog.gpu.GPU_TEMPERATURE.otel_unit == "Cel"
     assert catalog.engine.TTFT.otel_name == "gen_ai.server.time_to_first_token"
     assert catalog.engine.ITL.otel_name == "gen_ai.server.time_per_output_token"

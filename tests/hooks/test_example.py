@@ -24,6 +24,7 @@ def test_toy_engine_serves_metrics() -> None:
         with urllib.request.urlopen(url, timeout=10) as response:
             body = response.read().decode()
         assert 'gpumetrics_engine_info{engine="toy-0",model="tiny",kind="gpumetrics"} 1' in body
+        assert 'gpumetrics_engine_cache_config_info{engine="toy-0",model="tiny",' in body
         rest, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()

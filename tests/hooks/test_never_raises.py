@@ -54,7 +54,14 @@ def _calls(bad: Any) -> list[Callable[[EngineMetrics], None]]:
         lambda m: m.record_kv(used_blocks=bad, total_blocks=10),
         lambda m: m.record_kv(used_blocks=1, total_blocks=bad),
         lambda m: m.record_kv(used_blocks=1, total_blocks=10, evictable_blocks=bad),
+        lambda m: m.set_cache_config(block_size=bad, num_gpu_blocks=10),
+        lambda m: m.set_cache_config(block_size=16, num_gpu_blocks=bad),
+        lambda m: m.set_lora(max_lora=bad),
     ]
+    if bad != []:  # no adapters is a valid list
+        calls.append(lambda m: m.set_lora(max_lora=2, running=bad))
+    if not isinstance(bad, str):  # "3" is a valid adapter name
+        calls.append(lambda m: m.set_lora(max_lora=2, waiting=["a", bad]))
     if bad is not None:  # flops=None means "compute it"
         calls.append(lambda m: m.record_recompute(1, flops=bad))
     optional = ("flops", "read_bytes", "write_bytes")  # None there means "compute it"

@@ -131,6 +131,10 @@ Settings (thresholds, the exporter's job matcher `{job}`, the runbook base URL
 `{runbook}`) are fields of `gpumetrics.render.rules.RuleConfig`; render with another config
 from Python to change them:
 `render_alerting_rules(RuleConfig(runbook_base_url="https://.../docs/runbooks/"))`.
+Relative runbook links open nowhere from an Alertmanager notification: make them absolute
+with `gpumetrics render --runbook-base-url https://github.com/ORG/REPO/blob/main/docs/runbooks/
+--root DIR` (alerts/ and the Helm chart's copies), or the chart's
+`prometheusRule.runbookBaseUrl`.
 
 Engine series and `gpumetrics_engine_gpu_info` are expected from the same scrape target (the
 sidecar exporter): engine ratios join the GPU peaks on `instance`, `job` and `gpu_uuid`.
