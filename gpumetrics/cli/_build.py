@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from importlib.util import find_spec
 
 import click
 
@@ -20,7 +19,7 @@ from ..sources.infiniband import InfinibandSource
 from ..sources.nvml import NvmlSource
 from ..sources.nvml_processes import NvmlProcessReader
 from ..sources.pods import PodAttributionSource
-from ..sources.pods.kubelet import KubeletClient
+from ..sources.pods.kubelet import KubeletClient, grpc_available
 from ..testing import FakeNvml, FakeProfile
 from ..testing.fabric import FakeFabricSource
 from ..testing.workloads import WORKLOADS
@@ -125,9 +124,7 @@ def _pods(settings: ServeSettings) -> Source | None:
     if mode == "off":
         return None
     socket = settings.kubelet_socket
-    use_kubelet = mode == "kubelet" or (
-        mode == "auto" and socket.exists() and find_spec("grpc") is not None
-    )
+    use_kubelet = mode == "kubelet" or (mode == "auto" and socket.exists() and grpc_available())
     try:
         processes: NvmlProcessReader | None = NvmlProcessReader()
     except UnavailableError as exc:

@@ -14,7 +14,6 @@ import logging
 import signal
 import threading
 from dataclasses import asdict, dataclass
-from importlib.util import find_spec
 from pathlib import Path
 
 import click
@@ -28,7 +27,7 @@ from ..hardware import GpuSpec, find_gpu
 from ..settings import ServeSettings
 from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
 from ..sources.pods import MODES
-from ..sources.pods.kubelet import DEFAULT_SOCKET, GRPC_HINT
+from ..sources.pods.kubelet import DEFAULT_SOCKET, GRPC_HINT, grpc_available
 from ..testing import FakeProfile, parse_fake_gpus
 from ..testing.workloads import WORKLOADS
 from ._build import build_sources
@@ -238,7 +237,7 @@ def _prepare(settings: ServeSettings) -> _Prepared:
             f"{settings.derived_window} holds fewer than two sampling cycles of --interval "
             f"{settings.interval:g}s",
         )
-    if settings.pod_attribution == "kubelet" and find_spec("grpc") is None:
+    if settings.pod_attribution == "kubelet" and not grpc_available():
         raise ConfigError("--pod-attribution", f"kubelet needs grpcio: {GRPC_HINT}")
     return _Prepared(
         specs=select_specs(catalog.ALL, settings.include, settings.exclude),

@@ -26,13 +26,19 @@ __all__ = [
     "KubeletClient",
     "KubeletError",
     "gpu_assignments",
+    "grpc_available",
     "is_gpu_resource",
 ]
 
 #: Where the kubelet serves PodResources (hostPath /var/lib/kubelet/pod-resources).
 DEFAULT_SOCKET = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
 GRPC_HINT = "pip install 'gpumetrics[k8s]'"
-_PROTO = f"{__package__}._proto"
+#: Reconnect to a restarted kubelet within seconds (grpc's default backoff grows to 120 s).
+_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 
 class KubeletError(GpumetricsError):
@@ -42,6 +48,15 @@ class KubeletError(GpumetricsError):
     def __init__(self, code: str, message: str) -> None:
         self.code = code
         super().__init__(message)
+
+
+def grpc_available() -> bool:
+    """Whether grpcio imports here (the `k8s` extra is installed)."""
+    try:
+        import_module("grpc")
+    except ImportError:
+        return False
+    return True
 
 
 def is_gpu_resource(name: str) -> bool:
@@ -76,11 +91,11 @@ class KubeletClient:
     The channel is opened once and reconnects by itself (a restarted kubelet, a socket that
     comes back); a call that fails raises KubeletError with a stable code."""
 
-    def __init__(self, socket: Path = DEFAULT_SOCKET, *, timeout: float = 2.0) -> None:
+    def __init__(self, socket: Path = DEFAULT_SOCKET, *, timeout: float = 5.0) -> None:
         try:
-            grpc = import_module("grpc")
-            api_pb2 = import_module(".api_pb2", _PROTO)
-            api_pb2_grpc = import_module(".api_pb2_grpc", _PROTO)
+            import grpc  # noqa: PLC0415 - the k8s extra, imported on demand
+
+            from ._proto import api_pb2, api_pb2_grpc  # noqa: PLC0415
         except ImportError as exc:
             raise UnavailableError(
                 "the kubelet PodResources client", f"grpcio is not installed ({exc})", GRPC_HINT
@@ -89,8 +104,10 @@ class KubeletClient:
         self._pb: Any = api_pb2
         self._socket = socket
         self._timeout = timeout
-        self._channel: Any = grpc.insecure_channel(f"unix://{socket.absolute()}")
-        self._stub: Any = api_pb2_grpc.PodResourcesListerStub(self._channel)
+        self._channel: Any = grpc.insecure_channel(
+            f"unix://{socket.absolute()}", options=_CHANNEL_OPTIONS
+        )
+        self._stub: Any = api_pb2_grpc.PodResourcesListerStub(self._channel)  # type: ignore[no-untyped-call]
 
     @property
     def socket(self) -> Path:
