@@ -340,6 +340,10 @@ def test_pod_attribution_mounts_the_kubelet_socket_and_passes_the_flag(
     printed = yaml.safe_load(result.stdout)
     assert printed["pod_attribution"] == "kubelet"
     assert printed["kubelet_socket"] == "/var/lib/kubelet/pod-resources/kubelet.sock"
+    # The pod labels survive the scrape (not renamed exported_pod under the target's pod).
+    (endpoint,) = docs["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["honorLabels"] is True
+    assert "honorLabels" not in default["ServiceMonitor"]["spec"]["endpoints"][0]
     # Off by default: nothing mounted, no flag, the non-root user.
     default_container = _container(default)
     assert not any("pod-attribution" in a for a in default_container["args"])

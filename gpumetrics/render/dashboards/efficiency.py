@@ -16,6 +16,7 @@ from .variables import (
     ENGINE,
     GPU,
     POD,
+    POD_ANY_NODE,
     datasource_variable,
     dtype_variable,
     engine_variables,
@@ -132,6 +133,7 @@ def _utilisation() -> Row:
 
 
 _POD_WHO = "{{namespace}}/{{pod}} on {{instance}}"
+_POD_ENGINE_WHO = "{{namespace}}/{{pod}} (engine scraped directly)"
 
 
 def _pods() -> Row:
@@ -141,9 +143,12 @@ def _pods() -> Row:
         [
             timeseries_panel(
                 "Pod MFU",
-                f"{help_of(rp.POD_MFU)} {help_of(rp.GPU_POD_OWNER)}",
+                f"{help_of(rp.POD_MFU)} {help_of(rp.POD_ENGINE_MFU)} {help_of(rp.GPU_POD_OWNER)}",
                 "percentunit",
-                [Q(sel(rp.POD_MFU, with_dtype(POD)), _POD_WHO)],
+                [
+                    Q(sel(rp.POD_MFU, with_dtype(POD)), _POD_WHO),
+                    Q(sel(rp.POD_ENGINE_MFU, with_dtype(POD_ANY_NODE)), _POD_ENGINE_WHO),
+                ],
                 steps=((None, "blue"), (0.3, "green"), (0.8, "orange")),
                 show_thresholds=True,
                 min_value=0.0,
@@ -151,9 +156,12 @@ def _pods() -> Row:
             ),
             timeseries_panel(
                 "Pod MBU",
-                help_of(rp.POD_MBU),
+                f"{help_of(rp.POD_MBU)} {help_of(rp.POD_ENGINE_MBU)}",
                 "percentunit",
-                [Q(sel(rp.POD_MBU, POD), _POD_WHO)],
+                [
+                    Q(sel(rp.POD_MBU, POD), _POD_WHO),
+                    Q(sel(rp.POD_ENGINE_MBU, POD_ANY_NODE), _POD_ENGINE_WHO),
+                ],
                 steps=((None, "blue"), (0.5, "green"), (0.9, "orange")),
                 show_thresholds=True,
                 min_value=0.0,

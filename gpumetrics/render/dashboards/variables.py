@@ -23,6 +23,7 @@ __all__ = [
     "GPU",
     "NODE",
     "POD",
+    "POD_ANY_NODE",
     "RATE_INTERVAL",
     "datasource_variable",
     "dtype_variable",
@@ -39,6 +40,8 @@ NODE = f'{FLEET}, instance=~"$instance"'
 GPU = f'{NODE}, gpu=~"$gpu"'
 ENGINE = f'{NODE}, engine=~"$engine", model=~"$model"'
 POD = f'{NODE}, namespace=~"$namespace", pod=~"$pod"'
+#: A pod's series from any target (engines scraped directly carry their own instance).
+POD_ANY_NODE = f'{FLEET}, namespace=~"$namespace", pod=~"$pod"'
 #: The range of every rate()/increase() on a time-series panel: Grafana's own choice (at least
 #: four scrape intervals).
 RATE_INTERVAL = "$__rate_interval"
