@@ -4,21 +4,28 @@ source each mode builds."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
+import urllib.request
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from prometheus_client.parser import text_string_to_metric_families
 
 from gpumetrics.cli import cli
 from gpumetrics.cli._build import build_sources
 from gpumetrics.cli.loader import load_settings
 from gpumetrics.cli.serve import serve
 from gpumetrics.settings import ServeSettings
+from gpumetrics.sources.nvml_processes import NvmlProcessReader
 from gpumetrics.sources.pods import PodAttributionSource
-from gpumetrics.testing import parse_fake_gpus
+from gpumetrics.testing import FakeNvml, parse_fake_gpus
 
-from ..sources.pods.conftest import FakeKubelet
+from ..integration.servers import wait_for
+from ..integration.sidecar import gpumetrics_serve
+from ..sources.pods.conftest import FakeKubelet, pod_resources
 from ..sources.pods.conftest import serve as serve_kubelet
 
 
@@ -82,3 +89,54 @@ def test_modes_build_the_source(
         undo()  # type: ignore[operator]
         if served is not None:
             served.server.stop(grace=None).wait()
+
+
+@pytest.mark.slow
+def test_a_real_serve_exports_the_join_from_a_real_kubelet(tmp_path: Path) -> None:
+    """`gpumetrics serve --fake-gpus ... --pod-attribution kubelet` against the grpc fake
+    kubelet: /metrics carries gpumetrics_gpu_pod_info for the GPU's UUID, source up; with the
+    kubelet gone the pods source goes down and the GPU series stay."""
+    socket = Path(tempfile.mkdtemp(prefix="kubelet-")) / "kubelet.sock"
+    # FakeNvml's UUIDs are stable per profile: read them the way serve will.
+    with FakeNvml("h200x2"):
+        reader = NvmlProcessReader()
+        uuid = reader.devices[0].uuid
+        reader.close()
+    kubelet = FakeKubelet(
+        pods=pod_resources([("llm", "vllm-0", "engine", "nvidia.com/gpu", (uuid,))])
+    )
+    served = serve_kubelet(kubelet, socket)
+    args = ("--fake-gpus", "h200x2", "--no-infiniband", "--interval", "0.2")
+    try:
+        with gpumetrics_serve(
+            tmp_path, *args, "--pod-attribution", "kubelet", "--kubelet-socket", str(socket)
+        ) as port:
+            info = wait_for(lambda: _samples(port).get("gpumetrics_gpu_pod_info"), 20, "pod info")
+            assert info == [
+                (
+                    {"gpu_uuid": uuid, "namespace": "llm", "pod": "vllm-0", "container": "engine"},
+                    1.0,
+                )
+            ]
+            served.stop()
+            wait_for(
+                lambda: ({"source": "pods"}, 0.0) in _samples(port)["gpumetrics_source_up"],
+                20,
+                "the pods source down",
+            )
+            samples = _samples(port)
+            assert "gpumetrics_gpu_pod_info" not in samples
+            assert len(samples["gpumetrics_gpu_up"]) == 2
+    finally:
+        served.server.stop(grace=None).wait()
+        shutil.rmtree(socket.parent, ignore_errors=True)
+
+
+def _samples(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return out
