@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -130,3 +131,22 @@ def test_without_grpcio_the_error_names_the_extra(
 )
 def test_gpu_resource_names(name: str, gpu: bool) -> None:
     assert is_gpu_resource(name) is gpu
+
+
+def test_the_package_imports_without_grpcio() -> None:
+    """serve, the pods source and the kubelet module load in an interpreter where grpc and
+    protobuf cannot be imported (the k8s extra not installed)."""
+    code = (
+        "import sys\n"
+        "for name in ('grpc', 'google.protobuf', 'google'):\n"
+        "    sys.modules[name] = None\n"
+        "import gpumetrics.cli.serve, gpumetrics.cli._build, gpumetrics.sources.pods.kubelet\n"
+        "from gpumetrics.sources.pods.kubelet import grpc_available\n"
+        "assert not grpc_available()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
