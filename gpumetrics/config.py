@@ -52,6 +52,8 @@ _OPTIONS: Mapping[str, Mapping[str, tuple[str, tuple[type, ...]]]] = MappingProx
             "fake_gpus": ("fake_gpus", (str,)),
             "fake_workload": ("fake_workload", (str,)),
             "fake_ib": ("fake_ib", (int,)),
+            "pod_attribution": ("pod_attribution", (str,)),
+            "kubelet_socket": ("kubelet_socket", (str,)),
         },
         "otlp": {
             "endpoint": ("otlp_endpoint", (str,)),

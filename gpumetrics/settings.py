@@ -61,6 +61,10 @@ class ServeSettings:
     otlp_interval: float
     otlp_headers: tuple[tuple[str, str], ...]
     log_level: str
+    pod_attribution: str = "off"
+    """off | auto | kubelet | cgroup (gpumetrics.sources.pods)."""
+    kubelet_socket: Path = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
+    """The kubelet PodResources socket."""
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.engines]

@@ -33,6 +33,10 @@ EXCLUSIVE = {
     # for it); everything else about prometheus_client stays in export/prometheus.
     "prometheus_client": ("export/prometheus", "sources/engine/parse"),
     "opentelemetry": ("export/otel",),
+    # The kubelet PodResources client and its generated stubs (the k8s extra); grpcio-tools
+    # only in the stubs' generator.
+    "grpc": ("sources/pods/kubelet", "sources/pods/_proto"),
+    "grpc_tools": ("sources/pods/_proto/generate",),
     # The worker's torch side; its core (WORKER_CORE below) and engine.py's module level
     # stay torch-free.
     "torch": (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import derived, engine, gpu, health, network
+from . import derived, engine, gpu, health, network, pods
 from .spec import Group, MetricSpec, MetricType, Source, Stability, naming_problems
 
 __all__ = [
@@ -28,9 +28,17 @@ __all__ = [
     "health",
     "naming_problems",
     "network",
+    "pods",
 ]
 
-ALL: tuple[MetricSpec, ...] = (*gpu.ALL, *network.ALL, *engine.ALL, *health.ALL, *derived.ALL)
+ALL: tuple[MetricSpec, ...] = (
+    *gpu.ALL,
+    *network.ALL,
+    *engine.ALL,
+    *health.ALL,
+    *derived.ALL,
+    *pods.ALL,
+)
 
 BY_NAME = MappingProxyType({spec.name: spec for spec in ALL})
 

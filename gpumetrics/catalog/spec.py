@@ -37,6 +37,7 @@ class Source(StrEnum):
     SPEC_TABLE = "spec_table"
     EXPORTER = "exporter"
     DERIVED = "derived"
+    KUBERNETES = "kubernetes"
 
 
 class Stability(StrEnum):
@@ -56,6 +57,7 @@ class Group(StrEnum):
     ENGINE_WORK = "Engine: work done (FLOPs, bytes, tokens)"
     ENGINE_LATENCY = "Engine: latency"
     PEAKS = "GPU peaks (spec table)"
+    PODS = "Pod attribution (Kubernetes)"
     DERIVED = "Derived over a window (computed by serve)"
     EXPORTER = "Exporter self-metrics"
 

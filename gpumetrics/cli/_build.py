@@ -17,6 +17,9 @@ from ..sources import Source
 from ..sources.engine import EngineSource
 from ..sources.infiniband import InfinibandSource
 from ..sources.nvml import NvmlSource
+from ..sources.nvml_processes import NvmlProcessReader
+from ..sources.pods import PodAttributionSource
+from ..sources.pods.kubelet import KubeletClient, grpc_available
 from ..testing import FakeNvml, FakeProfile
 from ..testing.fabric import FakeFabricSource
 from ..testing.workloads import WORKLOADS
@@ -98,6 +101,9 @@ def build_sources(
                 sources.append(InfinibandSource(settings.ib_root))
             else:
                 log.info("no InfiniBand sysfs at %s; IB metrics off", settings.ib_root)
+        pods = _pods(settings)
+        if pods is not None:
+            sources.append(pods)
         gpus = _gpu_ids(sources)
         for engine in settings.engines:
             resolved = tuple(gpus.get(g, g) for g in engine.gpus)
@@ -108,3 +114,25 @@ def build_sources(
         cleanup()
         raise
     return sources, cleanup
+
+
+def _pods(settings: ServeSettings) -> Source | None:
+    """The pod attribution source `--pod-attribution` asks for (after NVML, so fake GPUs are
+    installed): kubelet when asked, or in auto mode when its socket and grpcio are there;
+    otherwise NVML process ids and their cgroups."""
+    mode = settings.pod_attribution
+    if mode == "off":
+        return None
+    socket = settings.kubelet_socket
+    use_kubelet = mode == "kubelet" or (mode == "auto" and socket.exists() and grpc_available())
+    try:
+        processes: NvmlProcessReader | None = NvmlProcessReader()
+    except UnavailableError as exc:
+        if not use_kubelet:
+            log.warning("%s; no pod attribution without NVML or the kubelet", exc)
+            return _Unavailable("pods", exc)
+        log.warning("%s; pod attribution from the kubelet only (no per-pod utilization)", exc)
+        processes = None
+    kubelet = KubeletClient(socket) if use_kubelet else None
+    log.info("pod attribution from %s", f"the kubelet at {socket}" if kubelet else "cgroups")
+    return PodAttributionSource(kubelet=kubelet, processes=processes)

@@ -26,6 +26,8 @@ from ..errors import ConfigError, GpumetricsError
 from ..hardware import GpuSpec, find_gpu
 from ..settings import ServeSettings
 from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
+from ..sources.pods import MODES
+from ..sources.pods.kubelet import DEFAULT_SOCKET, GRPC_HINT, grpc_available
 from ..testing import FakeProfile, parse_fake_gpus
 from ..testing.workloads import WORKLOADS
 from ._build import build_sources
@@ -115,6 +117,22 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     help="Hopper+ GPM profiling metrics (SM/tensor/DRAM active).",
 )
 @click.option("--process-memory", is_flag=True, help="Per-process GPU memory series.")
+@click.option(
+    "--pod-attribution",
+    type=click.Choice(MODES),
+    default="off",
+    show_default=True,
+    help="Which pod holds each GPU (gpumetrics_gpu_pod_info) and per-pod SM/memory use: "
+    "kubelet reads the PodResources socket (needs gpumetrics[k8s]), cgroup traces NVML "
+    "process ids to /proc/PID/cgroup, auto takes kubelet when its socket and grpcio are there.",
+)
+@click.option(
+    "--kubelet-socket",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_SOCKET,
+    show_default=True,
+    help="The kubelet PodResources socket (--pod-attribution kubelet|auto).",
+)
 @click.option(
     "--infiniband/--no-infiniband",
     default=True,
@@ -219,6 +237,8 @@ def _prepare(settings: ServeSettings) -> _Prepared:
             f"{settings.derived_window} holds fewer than two sampling cycles of --interval "
             f"{settings.interval:g}s",
         )
+    if settings.pod_attribution == "kubelet" and not grpc_available():
+        raise ConfigError("--pod-attribution", f"kubelet needs grpcio: {GRPC_HINT}")
     return _Prepared(
         specs=select_specs(catalog.ALL, settings.include, settings.exclude),
         web=load_web_config(settings.web_config) if settings.web_config else None,

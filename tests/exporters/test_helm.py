@@ -300,3 +300,52 @@ def test_chart_app_version_is_the_package_version(helm: ModuleType) -> None:
 def _container_image(manifests: dict[str, str]) -> str:
     daemonset = yaml.safe_load(manifests["gpumetrics/templates/daemonset.yaml"])
     return str(daemonset["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def test_pod_attribution_mounts_the_kubelet_socket_and_passes_the_flag(
+    render: Callable[..., Docs], default: Docs, tmp_path: Path
+) -> None:
+    docs = render({"podAttribution": {"enabled": True}})
+    pod = docs["DaemonSet"]["spec"]["template"]["spec"]
+    container = _container(docs)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert volumes["pod-resources"]["hostPath"] == {
+        "path": "/var/lib/kubelet/pod-resources",
+        "type": "Directory",
+    }
+    assert mounts["pod-resources"] == {
+        "name": "pod-resources",
+        "mountPath": "/var/lib/kubelet/pod-resources",
+        "readOnly": True,
+    }
+    flags = [a for a in container["args"] if "pod-attribution" in a or "kubelet" in a]
+    assert flags == [
+        "--pod-attribution=kubelet",
+        "--kubelet-socket=/var/lib/kubelet/pod-resources/kubelet.sock",
+    ]
+    # The root-owned socket: user 0, still no capability and no privilege escalation.
+    security = container["securityContext"]
+    assert (security["runAsUser"], security["runAsNonRoot"]) == (0, False)
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security["allowPrivilegeEscalation"] is False
+    validate = require_module("kubernetes_validate", "kubernetes-validate")
+    validate.validate(docs["DaemonSet"], KUBERNETES, strict=True)
+    # The exporter accepts the flags as rendered (with the chart's config file).
+    config = tmp_path / "gpumetrics.toml"
+    config.write_text(_toml(docs))
+    argv = [sys.executable, "-m", "gpumetrics", *container["args"], "--print-config"]
+    result = run([a.replace("/etc/gpumetrics/config/gpumetrics.toml", str(config)) for a in argv])
+    assert result.returncode == 0, result.stderr
+    printed = yaml.safe_load(result.stdout)
+    assert printed["pod_attribution"] == "kubelet"
+    assert printed["kubelet_socket"] == "/var/lib/kubelet/pod-resources/kubelet.sock"
+    # The pod labels survive the scrape (not renamed exported_pod under the target's pod).
+    (endpoint,) = docs["ServiceMonitor"]["spec"]["endpoints"]
+    assert endpoint["honorLabels"] is True
+    assert default["ServiceMonitor"]["spec"]["endpoints"][0]["honorLabels"] is False
+    # Off by default: nothing mounted, no flag, the non-root user.
+    default_container = _container(default)
+    assert not any("pod-attribution" in a for a in default_container["args"])
+    assert "pod-resources" not in {m["name"] for m in default_container["volumeMounts"]}
+    assert "runAsUser" not in default_container["securityContext"]

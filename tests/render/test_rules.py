@@ -26,7 +26,7 @@ from gpumetrics.sources.nvml_fields import CLOCK_EVENT_REASONS
 
 from .exprs import rule_file_paths
 
-_RECORD_NAME = re.compile(r"^gpumetrics:[a-z][a-z0-9_]*:(rate(1m|5m|1h)|avg5m|5m|ratio|sum)$")
+_RECORD_NAME = re.compile(r"^gpumetrics:[a-z][a-z0-9_]*:(rate(1m|5m|1h)|avg5m|5m|ratio|sum|info)$")
 
 
 def _promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:

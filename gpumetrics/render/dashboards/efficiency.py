@@ -6,6 +6,8 @@ from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import timeseries
 
 from ...catalog import gpu as g
+from ...catalog import pods as p
+from ..rules import pods as rp
 from ..rules import recording as r
 from ..rules.promql import sel
 from ..rules.recording import help_of
@@ -13,11 +15,14 @@ from .panels import Q, Row, build_dashboard, describe, stat_panel, timeseries_pa
 from .variables import (
     ENGINE,
     GPU,
+    POD,
+    POD_ANY_NODE,
     datasource_variable,
     dtype_variable,
     engine_variables,
     fleet_variables,
     gpu_variables,
+    pod_variables,
     with_dtype,
 )
 
@@ -127,6 +132,63 @@ def _utilisation() -> Row:
     )
 
 
+_POD_WHO = "{{namespace}}/{{pod}} on {{instance}}"
+_POD_ENGINE_WHO = "{{namespace}}/{{pod}} (engine scraped directly)"
+
+
+def _pods() -> Row:
+    """Per pod, through the join metric (`serve --pod-attribution`)."""
+    return Row(
+        "Per pod (serve --pod-attribution)",
+        [
+            timeseries_panel(
+                "Pod MFU",
+                f"{help_of(rp.POD_MFU)} {help_of(rp.POD_ENGINE_MFU)} {help_of(rp.GPU_POD_OWNER)}",
+                "percentunit",
+                [
+                    Q(sel(rp.POD_MFU, with_dtype(POD)), _POD_WHO),
+                    Q(sel(rp.POD_ENGINE_MFU, with_dtype(POD_ANY_NODE)), _POD_ENGINE_WHO),
+                ],
+                steps=((None, "blue"), (0.3, "green"), (0.8, "orange")),
+                show_thresholds=True,
+                min_value=0.0,
+                width=6,
+            ),
+            timeseries_panel(
+                "Pod MBU",
+                f"{help_of(rp.POD_MBU)} {help_of(rp.POD_ENGINE_MBU)}",
+                "percentunit",
+                [
+                    Q(sel(rp.POD_MBU, POD), _POD_WHO),
+                    Q(sel(rp.POD_ENGINE_MBU, POD_ANY_NODE), _POD_ENGINE_WHO),
+                ],
+                steps=((None, "blue"), (0.5, "green"), (0.9, "orange")),
+                show_thresholds=True,
+                min_value=0.0,
+                width=6,
+            ),
+            timeseries_panel(
+                "Pod SM utilization (per process, summed)",
+                describe(p.POD_SM_UTILIZATION),
+                "percentunit",
+                [Q(sel(p.POD_SM_UTILIZATION.name, POD), "{{gpu_uuid}} " + _POD_WHO)],
+                min_value=0.0,
+                max_value=1.0,
+                width=6,
+            ),
+            timeseries_panel(
+                "Pod memory utilization (per process, summed)",
+                describe(p.POD_MEMORY_UTILIZATION),
+                "percentunit",
+                [Q(sel(p.POD_MEMORY_UTILIZATION.name, POD), "{{gpu_uuid}} " + _POD_WHO)],
+                min_value=0.0,
+                max_value=1.0,
+                width=6,
+            ),
+        ],
+    )
+
+
 def _activity(title: str, description: str, queries: list[Q]) -> timeseries.Panel:
     return timeseries_panel(
         title,
@@ -185,7 +247,8 @@ def efficiency_dashboard() -> db.Dashboard:
             *fleet_variables(),
             *engine_variables(),
             *gpu_variables(),
+            *pod_variables(),
             dtype_variable(),
         ],
-        [_roofline(), _utilisation(), _gpm()],
+        [_roofline(), _utilisation(), _pods(), _gpm()],
     )

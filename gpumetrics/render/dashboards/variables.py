@@ -14,6 +14,7 @@ from ...catalog import MetricSpec
 from ...catalog import engine as e
 from ...catalog import gpu as g
 from ...catalog import health as x
+from ...catalog import pods as p
 from .panels import DATASOURCE
 
 __all__ = [
@@ -21,12 +22,15 @@ __all__ = [
     "FLEET",
     "GPU",
     "NODE",
+    "POD",
+    "POD_ANY_NODE",
     "RATE_INTERVAL",
     "datasource_variable",
     "dtype_variable",
     "engine_variables",
     "fleet_variables",
     "gpu_variables",
+    "pod_variables",
     "with_dtype",
 ]
 
@@ -35,6 +39,9 @@ FLEET = 'cluster=~"$cluster", region=~"$region"'
 NODE = f'{FLEET}, instance=~"$instance"'
 GPU = f'{NODE}, gpu=~"$gpu"'
 ENGINE = f'{NODE}, engine=~"$engine", model=~"$model"'
+POD = f'{NODE}, namespace=~"$namespace", pod=~"$pod"'
+#: A pod's series from any target (engines scraped directly carry their own instance).
+POD_ANY_NODE = f'{FLEET}, namespace=~"$namespace", pod=~"$pod"'
 #: The range of every rate()/increase() on a time-series panel: Grafana's own choice (at least
 #: four scrape intervals).
 RATE_INTERVAL = "$__rate_interval"
@@ -87,6 +94,21 @@ def engine_variables() -> list[db.QueryVariable]:
     return [
         _query("engine", "Engine", e.ENGINE_INFO, NODE, "Engine instance name."),
         _query("model", "Model", e.ENGINE_INFO, f'{NODE}, engine=~"$engine"', "Served model."),
+    ]
+
+
+def pod_variables() -> list[db.QueryVariable]:
+    """namespace and pod, from the join metric (`serve --pod-attribution`); with the cgroup
+    fallback `pod` is the pod UID and `namespace` is empty."""
+    return [
+        _query("namespace", "Namespace", p.GPU_POD_INFO, NODE, "Namespace of a GPU's pod."),
+        _query(
+            "pod",
+            "Pod",
+            p.GPU_POD_INFO,
+            f'{NODE}, namespace=~"$namespace"',
+            "Pod holding a GPU (its UID with the cgroup fallback).",
+        ),
     ]
 
 

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from ...catalog import engine as e
 from ...catalog import gpu as g
 from ...hardware import DTYPES
+from . import pods
 from .model import DEFAULT_CONFIG, Recording, RuleConfig, RuleGroup, record_name
 from .promql import ENGINE_JOIN, FLEET_LABELS, GPU_JOIN, avg_over, by, rate, sel, without
 
@@ -263,7 +264,10 @@ def recording_groups(config: RuleConfig = DEFAULT_CONFIG) -> tuple[RuleGroup, ..
     return (
         RuleGroup("gpumetrics-kv-cache", _kv_cache()),
         RuleGroup("gpumetrics-batching-and-load", _batching_and_load(config)),
-        RuleGroup("gpumetrics-roofline", _roofline()),
+        RuleGroup(
+            "gpumetrics-roofline",
+            _roofline() + pods.rules(COMPUTE_FLOPS["5m"], MEMORY_BYTES["5m"]),
+        ),
     )
 
 

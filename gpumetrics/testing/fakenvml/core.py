@@ -27,7 +27,7 @@ from typing import NoReturn, Self
 
 import pynvml
 
-from . import api_device, api_events, api_gpm, api_system, codes
+from . import api_device, api_events, api_gpm, api_processes, api_system, codes
 from .profiles import FakeProfile, parse_fake_gpus
 from .registry import ApiFunction
 from .state import FakeDevice, FakeState
@@ -42,6 +42,7 @@ _FUNCTIONS: Mapping[str, ApiFunction] = {
         *api_device.FUNCTIONS,
         *api_gpm.FUNCTIONS,
         *api_events.FUNCTIONS,
+        *api_processes.FUNCTIONS,
     )
 }
 
@@ -240,6 +241,12 @@ class FakeNvml:
         """Compute processes on GPU `gpu` as (pid, used bytes); empty for none."""
         with self._state.lock:
             self._state.processes[gpu] = tuple(processes)
+
+    def set_process_utilization(self, gpu: int, levels: Iterable[tuple[int, int, int]]) -> None:
+        """Per-process utilization on GPU `gpu` as (pid, SM %, memory %), whole percent, as
+        nvmlDeviceGetProcessUtilization reports it; empty for none."""
+        with self._state.lock:
+            self._state.process_utilization[gpu] = tuple(levels)
 
     def inject_xid(self, gpu: int, xid: int) -> int:
         """Raise XID `xid` on GPU `gpu`: queue an nvmlEventTypeXidCriticalError event on

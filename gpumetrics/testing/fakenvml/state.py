@@ -132,6 +132,8 @@ class FakeState:
         self.field_overrides: dict[tuple[int, int, int | None], float] = {}
         self.unsupported_gpm_metrics: set[int] = set()
         self.processes: dict[int, tuple[tuple[int, int], ...]] = {}
+        #: gpu index -> (pid, SM %, memory %) for nvmlDeviceGetProcessUtilization
+        self.process_utilization: dict[int, tuple[tuple[int, int, int], ...]] = {}
         self.gpm_buffers: dict[int, GpmBuffer] = {}
         self.event_sets: dict[int, EventSet] = {}
         self._next_address = 0x7F3A_0000_1000
