@@ -2,8 +2,9 @@
 in `nvml_*.py`, `gpm.py` and `xid.py`).
 
 Per sample and GPU: one batched nvmlDeviceGetFieldValues call (power, energy, temperatures,
-PCIe bytes and replays, throttle time, ECC, row remapping, NVLink per-link bytes, state, speed
-and errors; the link speed, a link-training property, is requested on the first sample, every
+PCIe bytes and replays, throttle time, ECC, row remapping, NVLink per-link bytes, state and
+errors summed into per-GPU totals; with `nvlink_per_link` also the per-link series, raw bytes
+and speed; the link speed, a link-training property, is requested on the first sample, every
 60th and the one after a link changed state, and repeated in between), memory v2, clocks,
 clock event reasons, naive utilization, optionally per-process memory, GPM metrics (gpm.py)
 and XID counts (xid.py). Static facts (name, UUID, PCI bus, memory total, max clocks, driver
@@ -116,7 +117,8 @@ class NvmlSource:
 
     `gpu_spec` overrides the spec-table peaks for every GPU; `processes` adds per-process
     memory (process names from `<proc_root>/<pid>/comm`); `gpm` and `xid` switch those parts
-    on; `xid_timeout_ms` bounds how long `close()` waits for the XID thread. Raises
+    on; `nvlink_per_link` adds the per-link NVLink series (the per-GPU NVLink totals are always
+    there); `xid_timeout_ms` bounds how long `close()` waits for the XID thread. Raises
     UnavailableError (with a hint) when NVML cannot be initialised.
     """
 
@@ -129,6 +131,7 @@ class NvmlSource:
         gpm: bool = True,
         xid: bool = True,
         xid_timeout_ms: int = 500,
+        nvlink_per_link: bool = False,
     ) -> None:
         init_nvml()
         self._closed = False
@@ -142,7 +145,9 @@ class NvmlSource:
         self._hot: dict[str, _Hot] = {}
         try:
             self._driver: DriverInfo = read_driver(self._pending)
-            devices, lost = discover(self._driver, gpu_spec, self._pending)
+            devices, lost = discover(
+                self._driver, gpu_spec, self._pending, per_link=nvlink_per_link
+            )
             self._devices = tuple(devices)
             self._lost = set(lost)
             self._hot = {device.key: _Hot.of(device) for device in self._devices}

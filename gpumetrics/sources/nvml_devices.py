@@ -139,7 +139,7 @@ def _static(
 
 
 def _physical(
-    index: int, info: DriverInfo, override: GpuSpec | None, errors: list[str]
+    index: int, info: DriverInfo, override: GpuSpec | None, errors: list[str], per_link: bool
 ) -> list[NvmlDevice]:
     handle = pynvml.nvmlDeviceGetHandleByIndex(index)
     name = str(nvml_call(errors, pynvml.nvmlDeviceGetName, handle) or "")
@@ -156,6 +156,8 @@ def _physical(
         if mhz is not None:
             static.append(g.GPU_CLOCK_MAX.sample(float(mhz) * _MHZ, *labels, clock))
     static.extend(_peaks(override or match_nvml_name(name), labels))
+    if links > 0:
+        static.append(g.NVLINK_LINKS.sample(float(links), *labels))
     gpu = NvmlDevice(
         key=str(index),
         index=index,
@@ -165,7 +167,7 @@ def _physical(
         links=links,
         gpm=_gpm_supported(handle, errors),
         mig_mode=mig_on,
-        reads=field_reads(links),
+        reads=field_reads(links, per_link),
         static=tuple(static),
     )
     return [gpu, *(_mig_devices(gpu, info, pci_bus_id, errors) if mig_on else ())]
@@ -207,9 +209,10 @@ def _mig_devices(
 
 
 def discover(
-    info: DriverInfo, override: GpuSpec | None, errors: list[str]
+    info: DriverInfo, override: GpuSpec | None, errors: list[str], *, per_link: bool = False
 ) -> tuple[list[NvmlDevice], list[int]]:
-    """Every GPU (then its MIG devices), and the indices of GPUs already lost.
+    """Every GPU (then its MIG devices), and the indices of GPUs already lost. `per_link`
+    requests the per-link NVLink series (else only the per-GPU NVLink totals).
 
     nvidia-smi equivalent: `nvidia-smi -L` plus `nvidia-smi -q` for names, UUIDs and buses.
     """
@@ -218,7 +221,7 @@ def discover(
     lost: list[int] = []
     for index in range(count):
         try:
-            devices.extend(_physical(index, info, override, errors))
+            devices.extend(_physical(index, info, override, errors, per_link))
         except (GpuLostError, pynvml.NVMLError_GpuIsLost):
             lost.append(index)
             devices.append(NvmlDevice(str(index), index, None, "", ""))
