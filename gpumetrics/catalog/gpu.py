@@ -317,6 +317,15 @@ NVLINK_PER_LINK = (
 
 # --- GPM (Hopper and newer): the signals that replace naive utilization -------------------
 
+GPM_GRAPHICS_ACTIVE = metric(
+    "gpumetrics_gpu_graphics_active_ratio",
+    G,
+    "Share of time any graphics or compute engine was busy over the sample window (GPM "
+    "graphics util, NVML_GPM_METRIC_GRAPHICS_UTIL; DCGM_FI_PROF_GR_ENGINE_ACTIVE).",
+    GPU_LABELS,
+    source=GPM,
+    group=Group.GPM,
+)
 GPM_SM_ACTIVE = metric(
     "gpumetrics_gpu_sm_active_ratio",
     G,
@@ -433,6 +442,7 @@ ALL = (
     NVLINK_ERRORS,
     NVLINK_DL_ERRORS,
     *NVLINK_PER_LINK,
+    GPM_GRAPHICS_ACTIVE,
     GPM_SM_ACTIVE,
     GPM_SM_OCCUPANCY,
     GPM_TENSOR_ACTIVE,

@@ -143,7 +143,8 @@ def test_per_link_nvlink_panels_sit_in_a_collapsed_row(repo_root: Path) -> None:
     boards = dict(_boards(repo_root))
     node = boards["gpu-node.json"]
     per_link = {spec.name for spec in g.NVLINK_PER_LINK}
-    (row,) = [p for p in node["panels"] if p["type"] == "row" and p.get("collapsed")]
+    rows = [p for p in node["panels"] if p["type"] == "row" and p.get("collapsed")]
+    (row,) = [r for r in rows if "nvlink-per-link" in r["title"]]
     assert row["panels"]
     for panel in row["panels"]:
         assert any(name in t["expr"] for t in panel["targets"] for name in per_link)

@@ -12,6 +12,7 @@ import pytest
 
 from gpumetrics.catalog import MetricSpec
 from gpumetrics.catalog import gpu as g
+from gpumetrics.catalog import mig as mig_catalog
 from gpumetrics.errors import UnavailableError
 from gpumetrics.hardware import GPUS, with_overrides
 from gpumetrics.samples import Collection, Sample
@@ -384,6 +385,7 @@ def test_mig_devices_are_labelled_and_never_crash(
         g.GPU_MEMORY_USED.name,
         g.GPU_MEMORY_RESERVED.name,
         g.GPU_PROCESS_MEMORY.name,
+        *(spec.name for spec in mig_catalog.ALL),  # GPM per GPU instance (test_gpm_mig.py)
     }
     assert g.GPU_UTILIZATION_NAIVE.name not in _metrics_of(collection, "0")
     assert g.GPU_PROCESS_MEMORY.name not in _metrics_of(collection, "0")  # listed per MIG device

@@ -8,6 +8,7 @@ from grafana_foundation_sdk.builders import timeseries
 
 from ...catalog import MetricSpec
 from ...catalog import gpu as g
+from ...catalog import mig as m
 from ...catalog import network as n
 from ..rules import DEFAULT_CONFIG
 from ..rules.promql import increase, rate, sel
@@ -249,6 +250,42 @@ def _nvlink_per_link() -> Row:
     )
 
 
+_MIG_WHO = "{{mig_profile}} GI {{gpu_instance_id}} " + _GPU_WHO
+_ONLY_MIG = "Only MIG-enabled Hopper+ GPUs have these series (no data otherwise)."
+
+
+def _mig_instances() -> Row:
+    """Collapsed: GPM per MIG instance exists only on MIG-enabled GPUs."""
+    return Row(
+        "MIG instances",
+        [
+            timeseries_panel(
+                "MIG instance SM and tensor active",
+                f"{describe(m.MIG_SM_ACTIVE)} {describe(m.MIG_TENSOR_ACTIVE, _ONLY_MIG)}",
+                "percentunit",
+                [
+                    Q(sel(m.MIG_SM_ACTIVE, GPU), "SM " + _MIG_WHO),
+                    Q(sel(m.MIG_TENSOR_ACTIVE, GPU), "tensor " + _MIG_WHO),
+                ],
+                min_value=0.0,
+                max_value=1.0,
+            ),
+            timeseries_panel(
+                "MIG instance DRAM and graphics active",
+                f"{describe(m.MIG_DRAM_ACTIVE)} {describe(m.MIG_GRAPHICS_ACTIVE, _ONLY_MIG)}",
+                "percentunit",
+                [
+                    Q(sel(m.MIG_DRAM_ACTIVE, GPU), "DRAM " + _MIG_WHO),
+                    Q(sel(m.MIG_GRAPHICS_ACTIVE, GPU), "graphics " + _MIG_WHO),
+                ],
+                min_value=0.0,
+                max_value=1.0,
+            ),
+        ],
+        collapsed=True,
+    )
+
+
 def _infiniband() -> Row:
     return Row(
         "InfiniBand / RoCE",
@@ -358,6 +395,7 @@ def node_dashboard() -> db.Dashboard:
             _clocks(),
             _interconnect(),
             _nvlink_per_link(),
+            _mig_instances(),
             _infiniband(),
             _errors(),
         ],
