@@ -8,8 +8,11 @@ series (sample lines), series of the per-link NVLink families (a `link` label), 
 gzipped. `--serve-arg` passes flags on to `serve` (e.g. `--serve-arg=--nvlink-per-link`).
 Sizes do not depend on timing; the scrape is deterministic up to the counters' values.
 
+`--checkout DIR` measures the gpumetrics of another checkout (serve runs there with DIR first
+on PYTHONPATH), e.g. main for a before/after pair.
+
 Usage: .venv/bin/python benchmarks/bench_scrape_size.py [--gpus h200x8] [--json]
-       [--serve-arg=--nvlink-per-link]
+       [--serve-arg=--nvlink-per-link] [--checkout /work/main]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 #: How long serve may take to start and fill in every family.
 DEADLINE_SECONDS = 60.0
@@ -75,13 +79,19 @@ def _scrape(url: str) -> bytes | None:
         return None
 
 
-def scrape_serve(gpus: str, workload: str, extra: list[str]) -> bytes:
-    """Start serve, wait until its series set is stable, return one scrape's bytes."""
+def scrape_serve(gpus: str, workload: str, extra: list[str], checkout: Path | None = None) -> bytes:
+    """Start serve (from `checkout`'s code, default this interpreter's path), wait until its
+    series set is stable, return one scrape's bytes."""
     port = _free_port()
     argv = [sys.executable, "-m", "gpumetrics", "serve", "--fake-gpus", gpus]
     argv += ["--fake-workload", workload, "--address", "127.0.0.1", "--port", str(port)]
     argv += ["--no-infiniband", *extra]
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = dict(os.environ)
+    if checkout is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), env.get("PYTHONPATH", "")])
+    process = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=checkout, env=env
+    )
     try:
         deadline = time.monotonic() + DEADLINE_SECONDS
         previous: int | None = None
@@ -112,14 +122,16 @@ def main() -> None:
     parser.add_argument("--workload", default="h200", help="--fake-workload (default h200)")
     parser.add_argument("--serve-arg", action="append", default=[], help="flag for serve")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--checkout", type=Path, help="measure this checkout's gpumetrics")
     args = parser.parse_args()
-    size = measure(scrape_serve(args.gpus, args.workload, args.serve_arg))
+    size = measure(scrape_serve(args.gpus, args.workload, args.serve_arg, args.checkout))
     if args.json:
         record = {
             "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "gpus": args.gpus,
             "serve_args": args.serve_arg,
+            "checkout": str(args.checkout or "."),
             **asdict(size),
         }
         print(json.dumps(record, indent=2))
