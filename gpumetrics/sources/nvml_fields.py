@@ -145,48 +145,22 @@ _SCALARS: tuple[FieldRead, ...] = tuple(
 #: A per-link read: field name, per-link metric, labels after the link, scale, is the link
 #: state, and the per-GPU total it is summed into (None: per-link only) with its labels.
 _LinkRead = tuple[str, MetricSpec, tuple[str, ...], float, bool, MetricSpec | None, tuple[str, ...]]
+_DATA, _LDATA, _DL, _LERR = (
+    g.NVLINK_DATA_BYTES,
+    g.NVLINK_LINK_DATA_BYTES,
+    g.NVLINK_DL_ERRORS,
+    g.NVLINK_LINK_ERRORS,
+)
 _PER_LINK: tuple[_LinkRead, ...] = (
-    (
-        "THROUGHPUT_DATA_TX",
-        g.NVLINK_LINK_DATA_BYTES,
-        ("tx",),
-        1024.0,
-        False,
-        g.NVLINK_DATA_BYTES,
-        ("tx",),
-    ),
-    (
-        "THROUGHPUT_DATA_RX",
-        g.NVLINK_LINK_DATA_BYTES,
-        ("rx",),
-        1024.0,
-        False,
-        g.NVLINK_DATA_BYTES,
-        ("rx",),
-    ),
+    ("THROUGHPUT_DATA_TX", _LDATA, ("tx",), 1024.0, False, _DATA, ("tx",)),
+    ("THROUGHPUT_DATA_RX", _LDATA, ("rx",), 1024.0, False, _DATA, ("rx",)),
     ("THROUGHPUT_RAW_TX", g.NVLINK_RAW_BYTES, ("tx",), 1024.0, False, None, ()),
     ("THROUGHPUT_RAW_RX", g.NVLINK_RAW_BYTES, ("rx",), 1024.0, False, None, ()),
     ("GET_STATE", g.NVLINK_LINK_UP, (), 1.0, True, g.NVLINK_LINKS_UP, ()),
     ("GET_SPEED", g.NVLINK_SPEED, (), 1e6, False, None, ()),
-    (
-        "ERROR_DL_REPLAY",
-        g.NVLINK_LINK_ERRORS,
-        ("replay",),
-        1.0,
-        False,
-        g.NVLINK_DL_ERRORS,
-        ("replay",),
-    ),
-    (
-        "ERROR_DL_RECOVERY",
-        g.NVLINK_LINK_ERRORS,
-        ("recovery",),
-        1.0,
-        False,
-        g.NVLINK_DL_ERRORS,
-        ("recovery",),
-    ),
-    ("ERROR_DL_CRC", g.NVLINK_LINK_ERRORS, ("crc",), 1.0, False, g.NVLINK_DL_ERRORS, ("crc",)),
+    ("ERROR_DL_REPLAY", _LERR, ("replay",), 1.0, False, _DL, ("replay",)),
+    ("ERROR_DL_RECOVERY", _LERR, ("recovery",), 1.0, False, _DL, ("recovery",)),
+    ("ERROR_DL_CRC", _LERR, ("crc",), 1.0, False, _DL, ("crc",)),
 )
 #: The per-link reads with their field id, for the fields this pynvml names (the state only
 #: where it also names NVML_NVLINK_STATE_ACTIVE).
