@@ -45,6 +45,7 @@ _OPTIONS: Mapping[str, Mapping[str, tuple[str, tuple[type, ...]]]] = MappingProx
         "sources": {
             "nvml": ("nvml", (bool,)),
             "gpm": ("gpm", (bool,)),
+            "nvlink_per_link": ("nvlink_per_link", (bool,)),
             "infiniband": ("infiniband", (bool,)),
             "ib_root": ("ib_root", (str,)),
             "process_memory": ("process_memory", (bool,)),

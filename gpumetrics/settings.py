@@ -49,6 +49,7 @@ class ServeSettings:
     fake_ib: int | None
     nvml: bool
     gpm: bool
+    nvlink_per_link: bool
     process_memory: bool
     infiniband: bool
     ib_root: Path

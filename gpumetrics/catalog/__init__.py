@@ -1,16 +1,16 @@
 """THE metric catalog: every metric gpumetrics exports, once.
 
 Prometheus families, OTel instruments, dashboards, rules, METRICS.md and deployment snippets
-are generated from `ALL` or tested against it. Entries live by area in `gpu`, `network`,
-`engine` and `health`, and the gauges `serve` derives over a window in `derived`; refer to
-them as objects (`catalog.gpu.GPU_POWER`), never by a hand-typed name.
+are generated from `ALL` or tested against it. Entries live by area in `gpu`, `mig`,
+`network`, `engine` and `health`, and the gauges `serve` derives over a window in `derived`;
+refer to them as objects (`catalog.gpu.GPU_POWER`), never by a hand-typed name.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import derived, engine, gpu, health, network, pods
+from . import derived, engine, gpu, health, mig, network, pods
 from .spec import Group, MetricSpec, MetricType, Source, Stability, naming_problems
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "get",
     "gpu",
     "health",
+    "mig",
     "naming_problems",
     "network",
     "pods",
@@ -33,6 +34,7 @@ __all__ = [
 
 ALL: tuple[MetricSpec, ...] = (
     *gpu.ALL,
+    *mig.ALL,
     *network.ALL,
     *engine.ALL,
     *health.ALL,

@@ -213,36 +213,32 @@ GPU_XID_ERRORS = metric(
 )
 
 # --- NVLink -------------------------------------------------------------------------------
+# Per GPU by default (a few series per GPU); the per-link families (`link` label, 9 per link,
+# 162 per 18-link GPU) only with `serve --nvlink-per-link`.
 
 NVLINK_DATA_BYTES = metric(
     "gpumetrics_gpu_nvlink_data_bytes_total",
     C,
-    "NVLink payload bytes per link and direction tx|rx (fields 138/139, KiB x 1024).",
-    (*GPU_LABELS, "link", "direction"),
+    "NVLink payload bytes summed over the GPU's links, by direction tx|rx (fields 138/139 per "
+    "link, KiB x 1024). A link whose counter restarts shows as a counter reset.",
+    (*GPU_LABELS, "direction"),
     source=NVML,
     group=Group.NVLINK,
 )
-NVLINK_RAW_BYTES = metric(
-    "gpumetrics_gpu_nvlink_raw_bytes_total",
-    C,
-    "NVLink bytes including protocol overhead per link and direction (fields 140/141).",
-    (*GPU_LABELS, "link", "direction"),
-    source=NVML,
-    group=Group.NVLINK,
-)
-NVLINK_LINK_UP = metric(
-    "gpumetrics_gpu_nvlink_link_up",
+NVLINK_LINKS = metric(
+    "gpumetrics_gpu_nvlink_links",
     G,
-    "1 when the NVLink link is active (field 165; nvidia-smi nvlink -s).",
-    (*GPU_LABELS, "link"),
+    "NVLink links the GPU has (field 91; nvidia-smi nvlink -s lists them).",
+    GPU_LABELS,
     source=NVML,
     group=Group.NVLINK,
 )
-NVLINK_SPEED = metric(
-    "gpumetrics_gpu_nvlink_speed_bytes_per_second",
+NVLINK_LINKS_UP = metric(
+    "gpumetrics_gpu_nvlink_links_up",
     G,
-    "NVLink link line rate per direction (field 164, MB/s = 10^6 bytes/s, converted to bytes/s).",
-    (*GPU_LABELS, "link"),
+    "NVLink links active, counted over the GPU's links (field 165 per link); links minus this "
+    "is the number of links down.",
+    GPU_LABELS,
     source=NVML,
     group=Group.NVLINK,
 )
@@ -255,17 +251,82 @@ NVLINK_ERRORS = metric(
     source=NVML,
     group=Group.NVLINK,
 )
+NVLINK_DL_ERRORS = metric(
+    "gpumetrics_gpu_nvlink_dl_errors_total",
+    C,
+    "NVLink data-link errors summed over the GPU's links, by error replay|recovery|crc "
+    "(fields 161-163 per link); present at 0 from the first sample so increase() sees the "
+    "first error.",
+    (*GPU_LABELS, "error"),
+    source=NVML,
+    group=Group.NVLINK,
+)
+NVLINK_LINK_DATA_BYTES = metric(
+    "gpumetrics_gpu_nvlink_link_data_bytes_total",
+    C,
+    "NVLink payload bytes per link and direction tx|rx (fields 138/139, KiB x 1024). Only with "
+    "serve --nvlink-per-link.",
+    (*GPU_LABELS, "link", "direction"),
+    source=NVML,
+    group=Group.NVLINK,
+)
+NVLINK_RAW_BYTES = metric(
+    "gpumetrics_gpu_nvlink_raw_bytes_total",
+    C,
+    "NVLink bytes including protocol overhead per link and direction (fields 140/141). Only "
+    "with serve --nvlink-per-link.",
+    (*GPU_LABELS, "link", "direction"),
+    source=NVML,
+    group=Group.NVLINK,
+)
+NVLINK_LINK_UP = metric(
+    "gpumetrics_gpu_nvlink_link_up",
+    G,
+    "1 when the NVLink link is active (field 165; nvidia-smi nvlink -s). Only with serve "
+    "--nvlink-per-link.",
+    (*GPU_LABELS, "link"),
+    source=NVML,
+    group=Group.NVLINK,
+)
+NVLINK_SPEED = metric(
+    "gpumetrics_gpu_nvlink_speed_bytes_per_second",
+    G,
+    "NVLink link line rate per direction (field 164, MB/s = 10^6 bytes/s, converted to bytes/s). "
+    "Only with serve --nvlink-per-link.",
+    (*GPU_LABELS, "link"),
+    source=NVML,
+    group=Group.NVLINK,
+)
 NVLINK_LINK_ERRORS = metric(
     "gpumetrics_gpu_nvlink_link_errors_total",
     C,
-    "NVLink data-link errors per link, by error replay|recovery|crc (fields 161-163).",
+    "NVLink data-link errors per link, by error replay|recovery|crc (fields 161-163). Only with "
+    "serve --nvlink-per-link.",
     (*GPU_LABELS, "link", "error"),
     source=NVML,
     group=Group.NVLINK,
 )
 
+#: The per-link families (`serve --nvlink-per-link`).
+NVLINK_PER_LINK = (
+    NVLINK_LINK_DATA_BYTES,
+    NVLINK_RAW_BYTES,
+    NVLINK_LINK_UP,
+    NVLINK_SPEED,
+    NVLINK_LINK_ERRORS,
+)
+
 # --- GPM (Hopper and newer): the signals that replace naive utilization -------------------
 
+GPM_GRAPHICS_ACTIVE = metric(
+    "gpumetrics_gpu_graphics_active_ratio",
+    G,
+    "Share of time any graphics or compute engine was busy over the sample window (GPM "
+    "graphics util, NVML_GPM_METRIC_GRAPHICS_UTIL; DCGM_FI_PROF_GR_ENGINE_ACTIVE).",
+    GPU_LABELS,
+    source=GPM,
+    group=Group.GPM,
+)
 GPM_SM_ACTIVE = metric(
     "gpumetrics_gpu_sm_active_ratio",
     G,
@@ -377,11 +438,12 @@ ALL = (
     GPU_ROW_REMAP_FAILED,
     GPU_XID_ERRORS,
     NVLINK_DATA_BYTES,
-    NVLINK_RAW_BYTES,
-    NVLINK_LINK_UP,
-    NVLINK_SPEED,
+    NVLINK_LINKS,
+    NVLINK_LINKS_UP,
     NVLINK_ERRORS,
-    NVLINK_LINK_ERRORS,
+    NVLINK_DL_ERRORS,
+    *NVLINK_PER_LINK,
+    GPM_GRAPHICS_ACTIVE,
     GPM_SM_ACTIVE,
     GPM_SM_OCCUPANCY,
     GPM_TENSOR_ACTIVE,

@@ -57,7 +57,12 @@ def _nvml(
         workload = WORKLOADS[settings.fake_workload]
         undo.append(FakeNvml(fake, workload=workload).install().uninstall)
     try:
-        return NvmlSource(gpu_spec=gpu, gpm=settings.gpm, processes=settings.process_memory)
+        return NvmlSource(
+            gpu_spec=gpu,
+            gpm=settings.gpm,
+            processes=settings.process_memory,
+            nvlink_per_link=settings.nvlink_per_link,
+        )
     except UnavailableError as exc:
         if settings.require_gpu:
             raise click.ClickException(f"{exc} (--require-gpu is set)") from None

@@ -116,6 +116,12 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     show_default=True,
     help="Hopper+ GPM profiling metrics (SM/tensor/DRAM active).",
 )
+@click.option(
+    "--nvlink-per-link",
+    is_flag=True,
+    help="Per-link NVLink series (bytes, raw bytes, state, speed, errors: 162 per 18-link GPU) "
+    "besides the per-GPU totals exported by default.",
+)
 @click.option("--process-memory", is_flag=True, help="Per-process GPU memory series.")
 @click.option(
     "--pod-attribution",

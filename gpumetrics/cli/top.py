@@ -83,6 +83,7 @@ def _local_sampler(s: TopSettings) -> tuple[Sampler, Callable[[], None]]:
         fake_ib=s.fake_ib,
         nvml=True,
         gpm=True,
+        nvlink_per_link=False,
         process_memory=False,
         infiniband=True,
         ib_root=IB_ROOT,

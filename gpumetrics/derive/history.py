@@ -52,7 +52,7 @@ COUNTERS: dict[str, _Route] = {
     e.STEP_SEQUENCES.name: _engine("sequences"),
     e.STEPS.name: _engine("steps"),  # summed over phases
     e.STEP_TOKENS.name: _tokens,  # summed, and per phase
-    g.NVLINK_DATA_BYTES.name: lambda labels: (("nvlink", labels[:3]),),  # over links, dirs
+    g.NVLINK_DATA_BYTES.name: lambda labels: (("nvlink", labels[:3]),),  # over directions
     n.IB_DATA_BYTES.name: lambda labels: (("ib", labels),),
 }
 

@@ -16,6 +16,13 @@ are read with one `struct` unpack rather than pynvml's per-attribute accessors.
 nvmlGpmSampleGet answering NO_PERMISSION (locked-down containers) switches GPM off for the
 process: one logged warning, one "NVML_ERROR_NO_PERMISSION" error, and the field-value
 metrics carry on.
+
+MIG: a ring added with a `gpu_instance` samples that GPU instance of its parent GPU with
+`nvmlGpmMigSampleGet(parent, gpu_instance_id, sample)` and asks for the activity metrics only
+(graphics, SM, occupancy, tensor, DRAM, pipes: PCIe and NVLink are device-wide), which become
+the `gpumetrics_mig_*` families. A pynvml without nvmlGpmMigSampleGet adds no MIG ring (the
+name resolver records it for `doctor`); an instance whose sampling answers NOT_SUPPORTED or
+FUNCTION_NOT_FOUND is dropped for good with no error, and every other ring carries on.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +38,20 @@ import pynvml
 
 from ..catalog import MetricSpec
 from ..catalog import gpu as g
+from ..catalog import mig as m
 from ..samples import Labels, Sample
 from ..units import MIB
 from .nvml_lib import GpuLostError, error_name
 from .nvml_names import NAMES
 
-__all__ = ["GPM_METRICS", "MIN_INTERVAL_SECONDS", "GpmCollector", "GpmMetric"]
+__all__ = [
+    "GPM_METRICS",
+    "MIG_GPM_METRICS",
+    "MIG_SAMPLE_GET",
+    "MIN_INTERVAL_SECONDS",
+    "GpmCollector",
+    "GpmMetric",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +71,7 @@ class GpmMetric:
 
 #: (pynvml name of the metric id, metric, extra labels, scale), in request order.
 _METRICS = (
+    ("NVML_GPM_METRIC_GRAPHICS_UTIL", g.GPM_GRAPHICS_ACTIVE, (), 0.01),
     ("NVML_GPM_METRIC_SM_UTIL", g.GPM_SM_ACTIVE, (), 0.01),
     ("NVML_GPM_METRIC_SM_OCCUPANCY", g.GPM_SM_OCCUPANCY, (), 0.01),
     ("NVML_GPM_METRIC_ANY_TENSOR_UTIL", g.GPM_TENSOR_ACTIVE, (), 0.01),
@@ -78,6 +94,31 @@ GPM_METRICS: tuple[GpmMetric, ...] = tuple(
     )
     if metric_id is not None
 )
+
+
+#: Per MIG instance: the activity metrics (no PCIe/NVLink: those are device-wide).
+_MIG_METRICS = (
+    ("NVML_GPM_METRIC_GRAPHICS_UTIL", m.MIG_GRAPHICS_ACTIVE, (), 0.01),
+    ("NVML_GPM_METRIC_SM_UTIL", m.MIG_SM_ACTIVE, (), 0.01),
+    ("NVML_GPM_METRIC_SM_OCCUPANCY", m.MIG_SM_OCCUPANCY, (), 0.01),
+    ("NVML_GPM_METRIC_ANY_TENSOR_UTIL", m.MIG_TENSOR_ACTIVE, (), 0.01),
+    ("NVML_GPM_METRIC_DRAM_BW_UTIL", m.MIG_DRAM_ACTIVE, (), 0.01),
+    ("NVML_GPM_METRIC_FP64_UTIL", m.MIG_PIPE_ACTIVE, ("fp64",), 0.01),
+    ("NVML_GPM_METRIC_FP32_UTIL", m.MIG_PIPE_ACTIVE, ("fp32",), 0.01),
+    ("NVML_GPM_METRIC_FP16_UTIL", m.MIG_PIPE_ACTIVE, ("fp16",), 0.01),
+    ("NVML_GPM_METRIC_INTEGER_UTIL", m.MIG_PIPE_ACTIVE, ("integer",), 0.01),
+)
+MIG_GPM_METRICS: tuple[GpmMetric, ...] = tuple(
+    GpmMetric(metric_id, spec, labels, scale)
+    for metric_id, spec, labels, scale in (
+        (NAMES.constant(name), spec, labels, scale) for name, spec, labels, scale in _MIG_METRICS
+    )
+    if metric_id is not None
+)
+#: nvmlGpmMigSampleGet where this pynvml has it (empty: no MIG GPM; doctor lists it).
+MIG_SAMPLE_GET = NAMES.functions("nvmlGpmMigSampleGet", what="MIG GPM (nvmlGpmMigSampleGet)")
+#: Sampling answers that mean "this instance cannot be sampled here": drop it, no error.
+_UNSUPPORTED = frozenset({pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_FUNCTION_NOT_FOUND})
 
 
 _REQUEST = pynvml.c_nvmlGpmMetricsGet_t
@@ -135,11 +176,14 @@ def read_metrics(template: bytes, count: int) -> dict[int, float]:
 @dataclass(slots=True)
 class _Ring:
     """Two sample buffers; `latest` indexes the one holding the baseline, taken at `taken_at`.
-    `requests[i]` is the metrics request from the other buffer (sample1) to buffer i."""
+    `requests[i]` is the metrics request from the other buffer (sample1) to buffer i, for
+    `metrics`. `gpu_instance` is set for a MIG instance (`handle` is then its parent GPU's)."""
 
     handle: Any
     buffers: tuple[Any, Any]
     requests: tuple[bytes, bytes]
+    metrics: tuple[GpmMetric, ...]
+    gpu_instance: int | None = None
     latest: int | None = None
     taken_at: float = 0.0
     freed: bool = field(default=False)
@@ -150,10 +194,20 @@ class _Ring:
 class GpmCollector:
     """GPM rings for the GPUs that support it, keyed by the source's `gpu` label."""
 
-    def __init__(self, metrics: tuple[GpmMetric, ...] = GPM_METRICS) -> None:
+    def __init__(
+        self,
+        metrics: tuple[GpmMetric, ...] = GPM_METRICS,
+        *,
+        mig_metrics: tuple[GpmMetric, ...] = MIG_GPM_METRICS,
+        mig_sample_get: tuple[Any, ...] = MIG_SAMPLE_GET,
+    ) -> None:
         self._metrics = metrics
-        self._ids = tuple(m.metric_id for m in metrics)
+        self._mig_metrics = mig_metrics
+        self._mig_sample_get: Callable[..., Any] | None = (
+            mig_sample_get[0] if mig_sample_get else None
+        )
         self._rings: dict[str, _Ring] = {}
+        self._unsupported: set[str] = set()
         self._denied = False
 
     @property
@@ -164,8 +218,21 @@ class GpmCollector:
     def keys(self) -> tuple[str, ...]:
         return tuple(self._rings)
 
-    def add(self, key: str, handle: Any, errors: list[str]) -> None:
-        """Allocate the two sample buffers for GPU `key` (skipped on failure, error noted)."""
+    @property
+    def unsupported(self) -> tuple[str, ...]:
+        """Keys dropped because their sampling is not supported here (MIG instances)."""
+        return tuple(sorted(self._unsupported))
+
+    def add(
+        self, key: str, handle: Any, errors: list[str], *, gpu_instance: int | None = None
+    ) -> None:
+        """Allocate the two sample buffers for GPU `key`, or for GPU instance `gpu_instance`
+        of GPU `handle` (a MIG device; skipped when this pynvml cannot sample MIG). Skipped
+        on failure, error noted."""
+        metrics = self._metrics if gpu_instance is None else self._mig_metrics
+        if gpu_instance is not None and (self._mig_sample_get is None or not metrics):
+            self._unsupported.add(key)
+            return
         try:
             first = pynvml.nvmlGpmSampleAlloc()
         except pynvml.NVMLError as exc:
@@ -177,11 +244,9 @@ class GpmCollector:
             pynvml.nvmlGpmSampleFree(first)
             errors.append(error_name(exc.value))
             return
-        requests = (
-            metrics_request(second, first, self._ids),
-            metrics_request(first, second, self._ids),
-        )
-        self._rings[key] = _Ring(handle, (first, second), requests)
+        ids = tuple(metric.metric_id for metric in metrics)
+        requests = (metrics_request(second, first, ids), metrics_request(first, second, ids))
+        self._rings[key] = _Ring(handle, (first, second), requests, metrics, gpu_instance)
 
     def collect(self, key: str, labels: Labels, now: float, errors: list[str]) -> list[Sample]:
         """This cycle's GPM samples for GPU `key` (empty until a window of >= 0.1 s exists).
@@ -195,11 +260,20 @@ class GpmCollector:
             return []
         target = 0 if ring.latest is None else 1 - ring.latest
         try:
-            pynvml.nvmlGpmSampleGet(ring.handle, ring.buffers[target])
+            if ring.gpu_instance is None:
+                pynvml.nvmlGpmSampleGet(ring.handle, ring.buffers[target])
+            else:
+                _mig_sample(
+                    self._mig_sample_get, ring.handle, ring.gpu_instance, ring.buffers[target]
+                )
             values: Mapping[int, float] = {}
             if ring.latest is not None:
-                values = read_metrics(ring.requests[target], len(self._ids))
+                values = read_metrics(ring.requests[target], len(ring.metrics))
         except pynvml.NVMLError as exc:
+            if ring.gpu_instance is not None and exc.value in _UNSUPPORTED:
+                self._unsupported.add(key)
+                self.drop(key)
+                return []
             return self._failed(exc.value, ring, errors)
         ring.latest, ring.taken_at = target, now
         if not values:
@@ -213,7 +287,7 @@ class GpmCollector:
                     m.spec.sample(0.0, *labels, *m.extra_labels).labels,
                     m.scale,
                 )
-                for m in self._metrics
+                for m in ring.metrics
             )
         return [
             Sample(name, series_labels, values[metric_id] * scale)
@@ -251,6 +325,13 @@ class GpmCollector:
         rings, self._rings = self._rings, {}
         for ring in rings.values():
             _free(ring)
+
+
+def _mig_sample(function: Callable[..., Any] | None, handle: Any, gi: int, buffer: Any) -> None:
+    """nvmlGpmMigSampleGet, or FUNCTION_NOT_FOUND where this pynvml lacks it."""
+    if function is None:
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+    function(handle, gi, buffer)
 
 
 def _free(ring: _Ring) -> None:

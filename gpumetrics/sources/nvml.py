@@ -2,12 +2,14 @@
 in `nvml_*.py`, `gpm.py` and `xid.py`).
 
 Per sample and GPU: one batched nvmlDeviceGetFieldValues call (power, energy, temperatures,
-PCIe bytes and replays, throttle time, ECC, row remapping, NVLink per-link bytes, state, speed
-and errors; the link speed, a link-training property, is requested on the first sample, every
+PCIe bytes and replays, throttle time, ECC, row remapping, NVLink per-link bytes, state and
+errors summed into per-GPU totals; with `nvlink_per_link` also the per-link series, raw bytes
+and speed; the link speed, a link-training property, is requested on the first sample, every
 60th and the one after a link changed state, and repeated in between), memory v2, clocks,
-clock event reasons, naive utilization, optionally per-process memory, GPM metrics (gpm.py)
-and XID counts (xid.py). Static facts (name, UUID, PCI bus, memory total, max clocks, driver
-and CUDA versions, MIG mode, spec-table peaks) are read once.
+clock event reasons, naive utilization, optionally per-process memory, GPM metrics (gpm.py;
+per GPU instance for MIG devices, as the gpumetrics_mig_* families) and XID counts (xid.py).
+Static facts (name, UUID, PCI bus, memory total, max clocks, driver and CUDA versions, MIG
+mode, spec-table peaks) are read once.
 
 A GPU that answers NVML_ERROR_GPU_IS_LOST keeps only `gpumetrics_gpu_up 0` from then on, and
 every cycle reports "NVML_ERROR_GPU_IS_LOST" in Collection.errors; the other GPUs keep
@@ -74,6 +76,7 @@ class _Hot:
     field batch, and the last clock-event mask with its samples (rebuilt when it changes)."""
 
     labels: tuple[str, ...]
+    gpm_labels: tuple[str, ...]
     up: Sample
     down: Sample
     batch: FieldBatch
@@ -88,6 +91,7 @@ class _Hot:
         labels = device.labels
         return cls(
             labels=labels,
+            gpm_labels=device.mig_labels if device.is_mig else labels,
             up=g.GPU_UP.sample(1.0, *labels),
             down=g.GPU_UP.sample(0.0, *labels),
             batch=FieldBatch(device.reads, labels),
@@ -116,7 +120,8 @@ class NvmlSource:
 
     `gpu_spec` overrides the spec-table peaks for every GPU; `processes` adds per-process
     memory (process names from `<proc_root>/<pid>/comm`); `gpm` and `xid` switch those parts
-    on; `xid_timeout_ms` bounds how long `close()` waits for the XID thread. Raises
+    on; `nvlink_per_link` adds the per-link NVLink series (the per-GPU NVLink totals are always
+    there); `xid_timeout_ms` bounds how long `close()` waits for the XID thread. Raises
     UnavailableError (with a hint) when NVML cannot be initialised.
     """
 
@@ -129,6 +134,7 @@ class NvmlSource:
         gpm: bool = True,
         xid: bool = True,
         xid_timeout_ms: int = 500,
+        nvlink_per_link: bool = False,
     ) -> None:
         init_nvml()
         self._closed = False
@@ -142,15 +148,28 @@ class NvmlSource:
         self._hot: dict[str, _Hot] = {}
         try:
             self._driver: DriverInfo = read_driver(self._pending)
-            devices, lost = discover(self._driver, gpu_spec, self._pending)
+            devices, lost = discover(
+                self._driver, gpu_spec, self._pending, per_link=nvlink_per_link
+            )
             self._devices = tuple(devices)
             self._lost = set(lost)
             self._hot = {device.key: _Hot.of(device) for device in self._devices}
             if gpm:
                 self._gpm = GpmCollector()
+                parents = {d.index: d for d in self._devices if not d.is_mig}
                 for device in self._devices:
-                    if device.gpm and device.index not in self._lost:
+                    parent = parents.get(device.index)
+                    if device.index in self._lost or parent is None or not parent.gpm:
+                        continue
+                    if not device.is_mig:
                         self._gpm.add(device.key, device.handle, self._pending)
+                    elif device.gpu_instance_id is not None:  # sampled on its parent's handle
+                        self._gpm.add(
+                            device.key,
+                            parent.handle,
+                            self._pending,
+                            gpu_instance=device.gpu_instance_id,
+                        )
             if xid:
                 self._xid = self._start_xid(xid_timeout_ms)
         except pynvml.NVMLError as exc:  # enumeration itself failed: nothing to sample
@@ -199,6 +218,12 @@ class NvmlSource:
     def xid_running(self) -> bool:
         """True while the XID watcher thread runs (some GPU accepted XID event registration)."""
         return self._xid is not None and self._xid.running
+
+    @property
+    def gpm_unsupported(self) -> tuple[str, ...]:
+        """Device keys whose GPM sampling is not supported here (MIG instances whose
+        nvmlGpmMigSampleGet says NOT_SUPPORTED, or a pynvml without it)."""
+        return self._gpm.unsupported if self._gpm is not None else ()
 
     @property
     def gpm_enabled(self) -> bool:
@@ -269,8 +294,8 @@ class NvmlSource:
         if not device.is_mig:
             out.extend(self._fields(device, errors))
             out.extend(self._clocks(device, errors))
-            if self._gpm is not None:
-                out.extend(self._gpm.collect(device.key, labels, now, errors))
+        if self._gpm is not None:  # a MIG device: its GPU instance's activity
+            out.extend(self._gpm.collect(device.key, hot.gpm_labels, now, errors))
         if self._processes and not device.mig_mode:
             out.extend(self._process_memory(device, errors))
         return out

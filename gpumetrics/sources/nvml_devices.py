@@ -6,6 +6,11 @@ them); `gpu_model` is the NVML name (a MIG device's ends in "MIG 3g.40gb"). The 
 metric's `mig` label is "enabled" or "disabled" on a GPU and the MIG profile ("3g.40gb") on
 a MIG device. Peaks come from the spec table (or the user's override) for GPUs only: a MIG
 slice's share of them is the consumer's to apply.
+
+A MIG device also knows its GPU instance id (`nvmlDeviceGetGpuInstanceId`) and takes its
+profile from the instance's profile info (`nvmlDeviceGetGpuInstanceById` ->
+`nvmlGpuInstanceGetInfo` -> `nvmlDeviceGetGpuInstanceProfileInfoById`, whose name reads
+"MIG 3g.40gb"), else from the end of its NVML name; GPM samples it per GPU instance.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ from ..hardware import DTYPES, GpuSpec, match_nvml_name
 from ..samples import Labels, Sample
 from .nvml_fields import FieldRead, field_reads, field_value
 from .nvml_lib import GpuLostError, error_name, nvml_call
+from .nvml_names import NAMES
+
+#: nvmlDeviceGetGpuInstanceProfileInfoById (absent before nvidia-ml-py 12.570: the profile
+#: then comes from the MIG device's name).
+_PROFILE_INFO_BY_ID = NAMES.functions(
+    "nvmlDeviceGetGpuInstanceProfileInfoById", what="MIG profile info by id"
+)
 
 __all__ = ["CLOCK_DOMAINS", "DriverInfo", "NvmlDevice", "discover", "read_driver"]
 
@@ -59,6 +71,7 @@ class NvmlDevice:
     gpm: bool = False
     mig_mode: bool = False
     mig_profile: str | None = None
+    gpu_instance_id: int | None = None
     reads: tuple[FieldRead, ...] = ()
     static: tuple[Sample, ...] = ()
 
@@ -70,6 +83,12 @@ class NvmlDevice:
     @property
     def is_mig(self) -> bool:
         return self.mig_profile is not None
+
+    @property
+    def mig_labels(self) -> Labels:
+        """(gpu, gpu_uuid, gpu_model, gpu_instance_id, mig_profile) of a MIG device."""
+        gi = "" if self.gpu_instance_id is None else str(self.gpu_instance_id)
+        return (*self.labels, gi, self.mig_profile or "")
 
 
 def read_driver(errors: list[str]) -> DriverInfo:
@@ -139,7 +158,7 @@ def _static(
 
 
 def _physical(
-    index: int, info: DriverInfo, override: GpuSpec | None, errors: list[str]
+    index: int, info: DriverInfo, override: GpuSpec | None, errors: list[str], per_link: bool
 ) -> list[NvmlDevice]:
     handle = pynvml.nvmlDeviceGetHandleByIndex(index)
     name = str(nvml_call(errors, pynvml.nvmlDeviceGetName, handle) or "")
@@ -156,6 +175,8 @@ def _physical(
         if mhz is not None:
             static.append(g.GPU_CLOCK_MAX.sample(float(mhz) * _MHZ, *labels, clock))
     static.extend(_peaks(override or match_nvml_name(name), labels))
+    if links > 0:
+        static.append(g.NVLINK_LINKS.sample(float(links), *labels))
     gpu = NvmlDevice(
         key=str(index),
         index=index,
@@ -165,7 +186,7 @@ def _physical(
         links=links,
         gpm=_gpm_supported(handle, errors),
         mig_mode=mig_on,
-        reads=field_reads(links),
+        reads=field_reads(links, per_link),
         static=tuple(static),
     )
     return [gpu, *(_mig_devices(gpu, info, pci_bus_id, errors) if mig_on else ())]
@@ -188,8 +209,10 @@ def _mig_devices(
             continue
         name = str(nvml_call(errors, pynvml.nvmlDeviceGetName, handle) or parent.name)
         uuid = str(nvml_call(errors, pynvml.nvmlDeviceGetUUID, handle) or "")
+        gi = nvml_call(errors, pynvml.nvmlDeviceGetGpuInstanceId, handle)
         match = _MIG_PROFILE.search(name)
-        profile = match.group(1) if match else "mig"
+        profile = _instance_profile(parent.handle, gi, errors) if gi is not None else None
+        profile = profile or (match.group(1) if match else "mig")
         labels = (f"{parent.key}/mig-{slot}", uuid, name)
         static = _static(handle, labels, info, pci_bus_id, profile, errors)
         devices.append(
@@ -200,16 +223,33 @@ def _mig_devices(
                 name=name,
                 uuid=uuid,
                 mig_profile=profile,
+                gpu_instance_id=int(gi) if gi is not None else None,
                 static=tuple(static),
             )
         )
     return devices
 
 
+def _instance_profile(parent: Any, gi: int, errors: list[str]) -> str | None:
+    """GPU instance `gi`'s profile name ("3g.40gb") from its profile info, or None where this
+    pynvml or driver cannot say."""
+    if not _PROFILE_INFO_BY_ID:
+        return None
+    instance = nvml_call(errors, pynvml.nvmlDeviceGetGpuInstanceById, parent, gi)
+    info = nvml_call(errors, pynvml.nvmlGpuInstanceGetInfo, instance) if instance else None
+    if info is None:
+        return None
+    profile = nvml_call(errors, _PROFILE_INFO_BY_ID[0], parent, int(info.profileId))
+    name = profile.name if profile is not None else b""
+    text = (name.decode(errors="replace") if isinstance(name, bytes) else str(name)).strip()
+    return text.removeprefix("MIG ").strip() or None
+
+
 def discover(
-    info: DriverInfo, override: GpuSpec | None, errors: list[str]
+    info: DriverInfo, override: GpuSpec | None, errors: list[str], *, per_link: bool = False
 ) -> tuple[list[NvmlDevice], list[int]]:
-    """Every GPU (then its MIG devices), and the indices of GPUs already lost.
+    """Every GPU (then its MIG devices), and the indices of GPUs already lost. `per_link`
+    requests the per-link NVLink series (else only the per-GPU NVLink totals).
 
     nvidia-smi equivalent: `nvidia-smi -L` plus `nvidia-smi -q` for names, UUIDs and buses.
     """
@@ -218,7 +258,7 @@ def discover(
     lost: list[int] = []
     for index in range(count):
         try:
-            devices.extend(_physical(index, info, override, errors))
+            devices.extend(_physical(index, info, override, errors, per_link))
         except (GpuLostError, pynvml.NVMLError_GpuIsLost):
             lost.append(index)
             devices.append(NvmlDevice(str(index), index, None, "", ""))

@@ -11,9 +11,17 @@ a sample, NOT_SUPPORTED gives none. Scales convert NVML units to base units:
 | 82                | °C               | 1        | gpu_temperature_celsius{sensor="memory"}    |
 | 197 / 198         | bytes, cumul.    | 1        | gpu_pcie_bytes_total{direction}             |
 | 74-79, 269-271    | ns, cumulative   | 1e-9     | gpu_throttle_seconds_total{reason}          |
-| 138-141 per link  | KiB, cumulative  | 1024     | gpu_nvlink_{data,raw}_bytes_total           |
+| 138-141 per link  | KiB, cumulative  | 1024     | gpu_nvlink_link_data_bytes_total, ..._raw_  |
 | 164 per link      | MBps (10^6 B/s)  | 1e6      | gpu_nvlink_speed_bytes_per_second           |
 | 165 per link      | state enum       | active=1 | gpu_nvlink_link_up                          |
+
+Per-GPU NVLink totals are sums over the links of the per-link reads, made here: payload bytes
+(138/139 -> gpu_nvlink_data_bytes_total{direction}), links active (165 ->
+gpu_nvlink_links_up) and data-link errors (161-163 -> gpu_nvlink_dl_errors_total{error}).
+They are the default; the per-link series themselves are emitted only with `per_link`
+(`serve --nvlink-per-link`), and the per-link-only fields (raw bytes, speed) are then the only
+ones requested for them. A total is emitted when any of its links answered, so error totals
+are present at 0 from the first sample.
 
 The hot path (`FieldBatch`, built once per GPU): the request array is built once and copied
 per sample (`from_buffer_copy`, what pynvml's wrapper would build entry by entry), the call
@@ -66,6 +74,9 @@ class FieldRead:
 
     `scope` is the NVLink link for per-link fields (None otherwise); the sample's value is
     `raw x scale` in the catalog's base unit, or 1/0 for `link_state` (NVLink active or not).
+    `total` (with `total_labels` after the GPU's) is the per-GPU family this read's value is
+    summed into over links; `emit` False keeps the read's own sample out of the output (a
+    per-link read that only feeds its total).
     """
 
     field_id: int
@@ -74,6 +85,9 @@ class FieldRead:
     extra_labels: tuple[str, ...] = ()
     scale: float = 1.0
     link_state: bool = False
+    total: MetricSpec | None = None
+    total_labels: tuple[str, ...] = ()
+    emit: bool = True
 
     @property
     def request(self) -> int | tuple[int, int]:
@@ -128,45 +142,52 @@ _SCALARS: tuple[FieldRead, ...] = tuple(
     if read is not None
 )
 
-#: Per-link reads: (field name, metric, labels after the link, scale, is the link state).
-_PER_LINK = (
-    ("THROUGHPUT_DATA_TX", g.NVLINK_DATA_BYTES, ("tx",), 1024.0, False),
-    ("THROUGHPUT_DATA_RX", g.NVLINK_DATA_BYTES, ("rx",), 1024.0, False),
-    ("THROUGHPUT_RAW_TX", g.NVLINK_RAW_BYTES, ("tx",), 1024.0, False),
-    ("THROUGHPUT_RAW_RX", g.NVLINK_RAW_BYTES, ("rx",), 1024.0, False),
-    ("GET_STATE", g.NVLINK_LINK_UP, (), 1.0, True),
-    ("GET_SPEED", g.NVLINK_SPEED, (), 1e6, False),
-    ("ERROR_DL_REPLAY", g.NVLINK_LINK_ERRORS, ("replay",), 1.0, False),
-    ("ERROR_DL_RECOVERY", g.NVLINK_LINK_ERRORS, ("recovery",), 1.0, False),
-    ("ERROR_DL_CRC", g.NVLINK_LINK_ERRORS, ("crc",), 1.0, False),
+#: A per-link read: field name, per-link metric, labels after the link, scale, is the link
+#: state, and the per-GPU total it is summed into (None: per-link only) with its labels.
+_LinkRead = tuple[str, MetricSpec, tuple[str, ...], float, bool, MetricSpec | None, tuple[str, ...]]
+_DATA, _LDATA, _DL, _LERR = (
+    g.NVLINK_DATA_BYTES,
+    g.NVLINK_LINK_DATA_BYTES,
+    g.NVLINK_DL_ERRORS,
+    g.NVLINK_LINK_ERRORS,
 )
-#: (field id, metric, labels after the link, scale, is the link state) for the fields this
-#: pynvml names (the state only where it also names NVML_NVLINK_STATE_ACTIVE).
+_PER_LINK: tuple[_LinkRead, ...] = (
+    ("THROUGHPUT_DATA_TX", _LDATA, ("tx",), 1024.0, False, _DATA, ("tx",)),
+    ("THROUGHPUT_DATA_RX", _LDATA, ("rx",), 1024.0, False, _DATA, ("rx",)),
+    ("THROUGHPUT_RAW_TX", g.NVLINK_RAW_BYTES, ("tx",), 1024.0, False, None, ()),
+    ("THROUGHPUT_RAW_RX", g.NVLINK_RAW_BYTES, ("rx",), 1024.0, False, None, ()),
+    ("GET_STATE", g.NVLINK_LINK_UP, (), 1.0, True, g.NVLINK_LINKS_UP, ()),
+    ("GET_SPEED", g.NVLINK_SPEED, (), 1e6, False, None, ()),
+    ("ERROR_DL_REPLAY", _LERR, ("replay",), 1.0, False, _DL, ("replay",)),
+    ("ERROR_DL_RECOVERY", _LERR, ("recovery",), 1.0, False, _DL, ("recovery",)),
+    ("ERROR_DL_CRC", _LERR, ("crc",), 1.0, False, _DL, ("crc",)),
+)
+#: The per-link reads with their field id, for the fields this pynvml names (the state only
+#: where it also names NVML_NVLINK_STATE_ACTIVE).
 _PER_LINK_FIELDS = tuple(
-    (field_id, spec, labels, scale, state)
-    for field_id, spec, labels, scale, state in (
-        (_field(_NVLINK + name), spec, labels, scale, state)
-        for name, spec, labels, scale, state in _PER_LINK
-    )
-    if field_id is not None and (_LINK_ACTIVE is not None or not state)
+    (field_id, *read[1:])
+    for field_id, read in ((_field(_NVLINK + read[0]), read) for read in _PER_LINK)
+    if field_id is not None and (_LINK_ACTIVE is not None or not read[4])
 )
 
 
-def _per_link(link: int) -> tuple[FieldRead, ...]:
+def _per_link(link: int, per_link: bool) -> tuple[FieldRead, ...]:
     name = str(link)
     return tuple(
-        FieldRead(field_id, link, spec, (name, *labels), scale, state)
-        for field_id, spec, labels, scale, state in _PER_LINK_FIELDS
+        FieldRead(field_id, link, spec, (name, *labels), scale, state, total, totals, per_link)
+        for field_id, spec, labels, scale, state, total, totals in _PER_LINK_FIELDS
+        if per_link or total is not None
     )
 
 
-def field_reads(links: int) -> tuple[FieldRead, ...]:
-    """The whole per-sample field request for a GPU with `links` NVLink links."""
+def field_reads(links: int, per_link: bool = False) -> tuple[FieldRead, ...]:
+    """The whole per-sample field request for a GPU with `links` NVLink links: the per-GPU
+    NVLink totals always, the per-link series (and their only fields) with `per_link`."""
     temperature: tuple[FieldRead, ...] = ()
     if GPU_TEMPERATURE_FIELD is not None:
         temperature = (FieldRead(GPU_TEMPERATURE_FIELD, None, g.GPU_TEMPERATURE, ("gpu",)),)
-    per_link = tuple(read for link in range(links) for read in _per_link(link))
-    return (*_SCALARS, *temperature, *per_link)
+    reads = tuple(read for link in range(links) for read in _per_link(link, per_link))
+    return (*_SCALARS, *temperature, *reads)
 
 
 _UNION = dict(pynvml.c_nvmlValue_t._fields_)
@@ -255,6 +276,7 @@ class FieldBatch:
         "_arrays",
         "_cached",
         "_countdown",
+        "_emit",
         "_kinds",
         "_labels",
         "_last",
@@ -262,6 +284,7 @@ class FieldBatch:
         "_scales",
         "_temperature_at",
         "_templates",
+        "_totals",
         "count",
         "reads",
     )
@@ -286,6 +309,8 @@ class FieldBatch:
         )
         self._scales = tuple(read.scale for read in self.reads)
         self._kinds = tuple(read.link_state for read in self.reads)
+        self._emit = tuple(read.emit for read in self.reads)
+        self._totals = _totals(self.reads, gpu_labels)
         self._temperature_at: int | None = next(
             (i for i, read in enumerate(self.reads) if read.field_id == GPU_TEMPERATURE_FIELD),
             None,
@@ -307,13 +332,15 @@ class FieldBatch:
         a field says the GPU is lost."""
         entries = list(_iter_entries(values))
         last, cached, kinds = self._last, self._cached, self._kinds
+        emit = self._emit
         append = out.append
         relink = False
         for i, entry in enumerate(entries):
             if entry == last[i]:
                 sample = cached[i]
                 if sample is not None:
-                    append(sample)
+                    if emit[i]:
+                        append(sample)
                     continue
             value_type, code, raw = entry
             if kinds[i] and last[i] is not None and entry != last[i]:
@@ -337,18 +364,45 @@ class FieldBatch:
             else:
                 number *= self._scales[i]
             sample = cached[i] = Sample(self._names[i], self._labels[i], number)
-            append(sample)
+            if emit[i]:
+                append(sample)
         read = len(entries)
         last[:read] = entries
         if read == self.count:
             self._countdown = STATIC_REFRESH_CYCLES - 1
         else:
-            out.extend(sample for sample in cached[read:] if sample is not None)
+            out.extend(
+                sample
+                for sample, emitted in zip(cached[read:], emit[read:], strict=True)
+                if sample is not None and emitted
+            )
             self._countdown -= 1
+        for name, labels, indices in self._totals:  # per-GPU sums over links
+            total, answered = 0.0, False
+            for i in indices:
+                part = cached[i]
+                if part is not None and isinstance(part.value, float):
+                    total += part.value
+                    answered = True
+            if answered:
+                append(Sample(name, labels, total))
         if relink:
             self._countdown = 0
         at = self._temperature_at
         return at is not None and cached[at] is not None
+
+
+def _totals(
+    reads: tuple[FieldRead, ...], gpu_labels: Labels
+) -> tuple[tuple[str, Labels, tuple[int, ...]], ...]:
+    """(metric name, labels, indices of the reads summed into it) per per-GPU total, in the
+    order the totals first appear; labels checked against the catalog here, once."""
+    groups: dict[tuple[str, Labels], list[int]] = {}
+    for i, read in enumerate(reads):
+        if read.total is not None:
+            labels = read.total.sample(0.0, *gpu_labels, *read.total_labels).labels
+            groups.setdefault((read.total.name, labels), []).append(i)
+    return tuple((name, labels, tuple(indices)) for (name, labels), indices in groups.items())
 
 
 def _iter_entries(values: Any) -> Iterator[tuple[int, int, int]]:

@@ -105,6 +105,36 @@ def test_derived_window_from_the_config_file(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["derived_window"] == "30s"
 
 
+def test_nvlink_per_link_from_flag_file_and_into_the_source(tmp_path: Path) -> None:
+    from gpumetrics.cli._build import build_sources  # noqa: PLC0415
+    from gpumetrics.cli.loader import load_settings  # noqa: PLC0415
+    from gpumetrics.cli.serve import serve  # noqa: PLC0415
+    from gpumetrics.settings import ServeSettings  # noqa: PLC0415
+
+    config = tmp_path / "gpumetrics.toml"
+    config.write_text("[sources]\nnvlink_per_link = true\n")
+    result = CliRunner().invoke(cli, ["serve", f"--config={config}", "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["nvlink_per_link"] is True
+    default = CliRunner().invoke(cli, ["serve", "--print-config"])
+    assert json.loads(default.stdout)["nvlink_per_link"] is False
+    for args, links in (([], set()), (["--nvlink-per-link"], {str(i) for i in range(18)})):
+        context = serve.make_context("serve", ["--no-gpm", "--no-infiniband", *args])
+        settings = load_settings(ServeSettings, context, actions=("print_config",))
+        sources, undo = build_sources(settings, fake=parse_fake_gpus("h200x1"))
+        try:
+            samples = sources[0].collect(1.0).samples
+        finally:
+            for source in sources:
+                source.close()
+            undo()
+        per_link = {
+            s.labels[3] for s in samples if s.metric.startswith("gpumetrics_gpu_nvlink_link_")
+        }
+        assert per_link == links
+        assert any(s.metric == "gpumetrics_gpu_nvlink_data_bytes_total" for s in samples)
+
+
 def _series(port: int) -> dict[str, dict[str, str]]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()

@@ -69,11 +69,11 @@ def _gpus(t: float) -> list[Sample]:
         g.PEAK_NVLINK_BANDWIDTH.sample(8e10, *B),
         g.GPU_POWER.sample(500, *A),
     ]
-    # GPU-a: 2 links x 2 directions, 1e11 bytes each over 10 s = 4e10 B/s; GPU-b idle.
-    for link in ("0", "1"):
-        for direction in ("tx", "rx"):
-            samples.append(g.NVLINK_DATA_BYTES.sample(1e11 * k, *A, link, direction))
-            samples.append(g.NVLINK_DATA_BYTES.sample(0.0, *B, link, direction))
+    # GPU-a: 2 links x 2 directions, 1e11 bytes each over 10 s = 4e10 B/s; GPU-b idle. The
+    # per-GPU family carries each direction summed over the links.
+    for direction in ("tx", "rx"):
+        samples.append(g.NVLINK_DATA_BYTES.sample(2 * 1e11 * k, *A, direction))
+        samples.append(g.NVLINK_DATA_BYTES.sample(0.0, *B, direction))
     return samples
 
 

@@ -154,8 +154,8 @@ def _snapshot(power: float = 512.25, energy: float = 1.5e6, hits: float = 1234.0
             G.GPU_TEMPERATURE.sample(61.0, *GPU, "memory"),
             G.GPU_PCIE_BYTES.sample(1.0e9, *GPU, "tx"),
             G.GPU_INFO.sample(1, *GPU, "0000:01:00.0", "580.1", "13.0", ""),
-            G.NVLINK_DATA_BYTES.sample(4096.0, *GPU, "3", "tx"),
-            G.NVLINK_DATA_BYTES.sample(8192.0, *GPU, "3", "rx"),
+            G.NVLINK_LINK_DATA_BYTES.sample(4096.0, *GPU, "3", "tx"),
+            G.NVLINK_LINK_DATA_BYTES.sample(8192.0, *GPU, "3", "rx"),
             E.ENGINE_INFO.sample(1, *ENGINE, "vllm"),
             E.KV_USAGE.sample(0.42, *ENGINE),
             E.PREFIX_HIT.sample(hits, *ENGINE),
@@ -216,7 +216,7 @@ def test_names_and_units_on_the_wire(receiver: OtlpReceiver) -> None:
         "hw.gpu.memory.usage": "By",
         "hw.temperature": "Cel",
         "hw.gpu.io": "By",
-        "gpumetrics.gpu.nvlink_data": "By",
+        "gpumetrics.gpu.nvlink_link_data": "By",
         "gpumetrics.engine.kv_cache_usage": "1",
         "gpumetrics.engine.prefix_cache_hit_tokens": "{token}",
         "gen_ai.server.time_to_first_token": "s",
@@ -302,7 +302,7 @@ def test_memory_usage_is_a_non_monotonic_sum(receiver: OtlpReceiver) -> None:
 
 
 def test_nvlink_links_and_directions_are_attributes(receiver: OtlpReceiver) -> None:
-    points = _export_once(receiver, _snapshot())["gpumetrics.gpu.nvlink_data"].sum.data_points
+    points = _export_once(receiver, _snapshot())["gpumetrics.gpu.nvlink_link_data"].sum.data_points
     by_direction = {
         _attrs(p.attributes)["network.io.direction"]: (p.as_double, _attrs(p.attributes))
         for p in points

@@ -121,7 +121,7 @@ def test_exportable_catalog_has_one_entry_per_otel_name() -> None:
         (G.GPU_POWER, "gpu", "gpumetrics.gpu.index"),
         (G.GPU_PCIE_BYTES, "direction", "network.io.direction"),
         (G.NVLINK_DATA_BYTES, "direction", "network.io.direction"),
-        (G.NVLINK_DATA_BYTES, "link", "gpumetrics.link"),
+        (G.NVLINK_LINK_DATA_BYTES, "link", "gpumetrics.link"),
         (G.GPU_ECC_ERRORS, "type", "error.type"),
         (G.GPU_ECC_ERRORS, "scope", "gpumetrics.scope"),
         (G.NVLINK_ERRORS, "error", "error.type"),

@@ -41,6 +41,9 @@ _NO_DATA_EXPECTED = {
     "gpumetrics_gpu_xid_errors_total": "no XID error happens in the scenario",
     "gpumetrics_ib_port_congestion_events_total": "the fake fabric is InfiniBand, not RoCE",
     "gpumetrics_gpu_process_memory_bytes": "no processes on fake GPUs",
+    "gpumetrics_gpu_nvlink_link_data_bytes_total": "per-link series need --nvlink-per-link",
+    "gpumetrics_gpu_nvlink_link_errors_total": "per-link series need --nvlink-per-link",
+    "gpumetrics_mig_": "no MIG-enabled GPU in the scenario",
 }
 
 

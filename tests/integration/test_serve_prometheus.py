@@ -19,6 +19,7 @@ from .sidecar import gpumetrics_serve
 pytestmark = pytest.mark.integration
 
 NVLINK = catalog.gpu.NVLINK_DATA_BYTES.name
+NVLINK_LINK = catalog.gpu.NVLINK_LINK_DATA_BYTES.name
 IB = catalog.network.IB_DATA_BYTES.name
 
 
@@ -41,6 +42,7 @@ def test_prometheus_sees_the_expected_rates(tmp_path: Path, promtool: str) -> No
         "2",
         "--interval",
         "0.5",
+        "--nvlink-per-link",
     ) as port:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             live = response.read()
@@ -51,12 +53,12 @@ def test_prometheus_sees_the_expected_rates(tmp_path: Path, promtool: str) -> No
 
         with prometheus(tmp_path / "prom", [f"127.0.0.1:{port}"]) as prom:
             wait_for(prom.targets_up, 60, "scrape target up")
-            nvlink = f'rate({NVLINK}{{gpu="3",link="7",direction="tx"}}[10s])'
+            nvlink = f'rate({NVLINK_LINK}{{gpu="3",link="7",direction="tx"}}[10s])'
             ib = f'rate({IB}{{ib_device="mlx5_1",port="1",direction="rx"}}[10s])'
             total = f'sum(rate({NVLINK}{{direction="rx"}}[10s]))'
             # rate() extrapolates a window the series only partly covers: wait until the
             # series is older than the 10 s window (13 scrapes at 1 s).
-            full = f'count_over_time({NVLINK}{{gpu="3",link="7",direction="tx"}}[15s]) >= 13'
+            full = f'count_over_time({NVLINK_LINK}{{gpu="3",link="7",direction="tx"}}[15s]) >= 13'
             wait_for(lambda: prom.query(full), 60, "a full 10 s window of samples")
             got_nvlink = wait_for(lambda: _scalar(prom.query(nvlink)), 60, "NVLink rate")
             got_ib = wait_for(lambda: _scalar(prom.query(ib)), 60, "IB rate")

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
+from gpumetrics.catalog import gpu as g
 from gpumetrics.render.dashboards import DASHBOARDS
 from gpumetrics.render.dashboards.panels import uid_for
 from gpumetrics.render.rules import all_alerts
@@ -27,8 +28,13 @@ def _boards(root: Path) -> list[tuple[str, dict[str, Any]]]:
     return [(p.name, json.loads(p.read_text())) for p in dashboard_files(root)]
 
 
+def _flat(board: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel and row in grid order, a collapsed row's panels right after it."""
+    return [q for p in board["panels"] for q in (p, *p.get("panels", ()))]
+
+
 def _panels(board: dict[str, Any]) -> list[dict[str, Any]]:
-    return [p for p in board["panels"] if p["type"] != "row"]
+    return [p for p in _flat(board) if p["type"] != "row"]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +118,7 @@ def test_uids_are_derived_from_names_and_ids_are_unique(repo_root: Path) -> None
         assert board["uid"] == uid_for(board["title"]) == definition.uid
         assert board["uid"].startswith("gpumetrics-")
         assert len(board["uid"]) <= 40
-        ids = [p["id"] for p in board["panels"]]
+        ids = [p["id"] for p in _flat(board)]
         assert ids == list(range(1, len(ids) + 1))
 
 
@@ -120,7 +126,7 @@ def test_rows_fill_the_grid(repo_root: Path) -> None:
     """Each row's panels fill whole 24-column lines, and no panel overflows the grid."""
     for name, board in _boards(repo_root):
         widths: list[int] = []
-        for panel in board["panels"]:
+        for panel in _flat(board):
             grid = panel["gridPos"]
             assert grid["x"] + grid["w"] <= 24, f"{name}: {panel['title']}"
             if panel["type"] == "row":
@@ -129,6 +135,25 @@ def test_rows_fill_the_grid(repo_root: Path) -> None:
                 widths[-1] += grid["w"]
         assert widths
         assert all(w > 0 and w % 24 == 0 for w in widths), f"{name}: row widths {widths}"
+
+
+def test_per_link_nvlink_panels_sit_in_a_collapsed_row(repo_root: Path) -> None:
+    """The per-link families exist only with serve --nvlink-per-link: their panels are in a
+    collapsed row, laid out below it; every other panel uses the per-GPU families."""
+    boards = dict(_boards(repo_root))
+    node = boards["gpu-node.json"]
+    per_link = {spec.name for spec in g.NVLINK_PER_LINK}
+    rows = [p for p in node["panels"] if p["type"] == "row" and p.get("collapsed")]
+    (row,) = [r for r in rows if "nvlink-per-link" in r["title"]]
+    assert row["panels"]
+    for panel in row["panels"]:
+        assert any(name in t["expr"] for t in panel["targets"] for name in per_link)
+        assert panel["gridPos"]["y"] == row["gridPos"]["y"] + 1
+    for board in boards.values():
+        top = [p for p in board["panels"] if p["type"] != "row"]
+        for panel in top:
+            exprs = " ".join(t["expr"] for t in panel["targets"])
+            assert not any(re.search(rf"\b{name}\b", exprs) for name in per_link), panel["title"]
 
 
 def test_queries_use_only_defined_variables(repo_root: Path) -> None:

@@ -44,6 +44,7 @@ def test_ratios_and_bandwidths_equal_the_phase(
     values = _gpm(source.collect(clock()), "5")
     prefill = DEFAULT_WORKLOAD.phase_at(12.0).rates
     approx = pytest.approx
+    assert values[(g.GPM_GRAPHICS_ACTIVE.name,)] == approx(prefill.utilization_gpu)
     assert values[(g.GPM_SM_ACTIVE.name,)] == approx(prefill.sm_active)
     assert values[(g.GPM_SM_OCCUPANCY.name,)] == approx(prefill.sm_occupancy)
     assert values[(g.GPM_TENSOR_ACTIVE.name,)] == approx(prefill.tensor_active)

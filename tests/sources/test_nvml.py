@@ -12,6 +12,7 @@ import pytest
 
 from gpumetrics.catalog import MetricSpec
 from gpumetrics.catalog import gpu as g
+from gpumetrics.catalog import mig as mig_catalog
 from gpumetrics.errors import UnavailableError
 from gpumetrics.hardware import GPUS, with_overrides
 from gpumetrics.samples import Collection, Sample
@@ -93,7 +94,7 @@ def test_h100x8_emits_every_family_per_gpu(
     collection = source.collect(clock())
     assert collection.errors == ()
     expected = {spec.name for spec in g.ALL if spec is not g.GPU_PROCESS_MEMORY}
-    expected -= {g.GPU_XID_ERRORS.name}
+    expected -= {g.GPU_XID_ERRORS.name, *(spec.name for spec in g.NVLINK_PER_LINK)}
     for gpu in range(8):
         assert _metrics_of(collection, str(gpu)) == expected
     labels = _labels(fake, 6)
@@ -108,14 +109,83 @@ def test_h100x8_emits_every_family_per_gpu(
     assert _value(collection, g.GPU_CLOCK, *labels, "memory") == 2619e6
     assert _value(collection, g.GPU_UTILIZATION_NAIVE, *labels) == 1.0
     assert _value(collection, g.GPU_MEMORY_UTILIZATION_NAIVE, *labels) == 0.45
-    assert _value(collection, g.NVLINK_LINK_UP, *labels, "17") == 1.0
-    assert _value(collection, g.NVLINK_SPEED, *labels, "0") == 26562e6
+    assert _value(collection, g.NVLINK_LINKS, *labels) == 18.0
+    assert _value(collection, g.NVLINK_LINKS_UP, *labels) == 18.0
+    for error in ("replay", "recovery", "crc"):  # present at 0 from the start
+        assert _value(collection, g.NVLINK_DL_ERRORS, *labels, error) == 0.0
     assert _value(collection, g.GPU_THROTTLE_ACTIVE, *labels, "sw_power_cap") == 1.0
     assert _value(collection, g.GPU_THROTTLE_ACTIVE, *labels, "gpu_idle") == 0.0
     assert _value(collection, g.GPU_THROTTLE_TIME, *labels, "sw_power_cap") == 5.0
     assert _value(collection, g.GPU_THROTTLE_TIME, *labels, "low_utilization") == 10.0
     assert _value(collection, g.GPU_ECC_ERRORS, *labels, "uncorrected", "aggregate") == 0.0
     assert _value(collection, g.GPU_UP, *labels) == 1.0
+
+
+def test_nvlink_per_link_adds_the_per_link_families(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("h100x8")
+    source = open_source(nvlink_per_link=True)
+    source.collect(clock())
+    clock.advance(15.0)
+    collection = source.collect(clock())
+    assert collection.errors == ()
+    expected = {spec.name for spec in g.ALL if spec is not g.GPU_PROCESS_MEMORY}
+    assert _metrics_of(collection, "3") == expected - {g.GPU_XID_ERRORS.name}
+    labels = _labels(fake, 3)
+    assert _value(collection, g.NVLINK_LINK_UP, *labels, "17") == 1.0
+    assert _value(collection, g.NVLINK_SPEED, *labels, "0") == 26562e6
+    per_link = [s for s in collection.samples if s.labels[0] == "3" and len(s.labels) > 3]
+    nvlink = [s for s in per_link if s.metric in {spec.name for spec in g.NVLINK_PER_LINK}]
+    assert len(nvlink) == 18 * 9  # data tx/rx, raw tx/rx, up, speed, 3 errors per link
+
+
+def test_per_gpu_nvlink_totals_sum_the_links(
+    install_fake: Install, open_source: Open, clock: ManualClock
+) -> None:
+    fake = install_fake("h100x8")
+    crc = pynvml.NVML_FI_DEV_NVLINK_ERROR_DL_CRC
+    fake.set_field(1, crc, 3, scope=2)
+    fake.set_field(1, crc, 4, scope=11)
+    fake.set_field(1, pynvml.NVML_FI_DEV_NVLINK_ERROR_DL_REPLAY, 7, scope=0)
+    fake.set_field(1, pynvml.NVML_FI_DEV_NVLINK_GET_STATE, 0, scope=5)
+    fake.set_field(1, pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX, 1000, scope=4)
+    clock.advance(12.0)
+    lean = open_source(gpm=False, xid=False).collect(clock())
+    full = open_source(gpm=False, xid=False, nvlink_per_link=True).collect(clock())
+    labels = _labels(fake, 1)
+    assert _value(lean, g.NVLINK_DL_ERRORS, *labels, "crc") == 7.0
+    assert _value(lean, g.NVLINK_DL_ERRORS, *labels, "replay") == 7.0
+    assert _value(lean, g.NVLINK_DL_ERRORS, *labels, "recovery") == 0.0
+    assert _value(lean, g.NVLINK_LINKS_UP, *labels) == 17.0
+    # 2 s of prefill at 2 GiB/s per link on 17 links, link 4 pinned at 1000 KiB
+    assert _value(lean, g.NVLINK_DATA_BYTES, *labels, "tx") == 17 * 4 * GIB + 1000 * 1024
+    assert not {s.metric for s in lean.samples} & {spec.name for spec in g.NVLINK_PER_LINK}
+    for direction in ("tx", "rx"):  # the total is the sum of the per-link series
+        links = sum(
+            _value(full, g.NVLINK_LINK_DATA_BYTES, *labels, str(link), direction)
+            for link in range(18)
+        )
+        assert _value(full, g.NVLINK_DATA_BYTES, *labels, direction) == links
+    assert _value(full, g.NVLINK_DL_ERRORS, *labels, "crc") == 7.0
+    assert _value(full, g.NVLINK_LINK_ERRORS, *labels, "11", "crc") == 4.0
+
+
+def test_lean_field_request_skips_the_per_link_only_fields(
+    install_fake: Install, open_source: Open
+) -> None:
+    install_fake("h100x8")
+    lean = open_source(gpm=False, xid=False)
+    full = open_source(gpm=False, xid=False, nvlink_per_link=True)
+    lean_ids = {read.field_id for read in lean.devices[0].reads}
+    full_ids = {read.field_id for read in full.devices[0].reads}
+    per_link_only = {
+        pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_RAW_TX,
+        pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_RAW_RX,
+        pynvml.NVML_FI_DEV_NVLINK_GET_SPEED,
+    }
+    assert full_ids - lean_ids == per_link_only
+    assert len(full.devices[0].reads) - len(lean.devices[0].reads) == 18 * 3
 
 
 def test_one_batched_field_call_per_gpu_per_sample(
@@ -134,7 +204,7 @@ def test_batched_fields_decode_as_pynvmls_own_wrapper_reads_them(
     """The hot path (copied request, struct decode, reused Samples) gives, field for field,
     what pynvml.nvmlDeviceGetFieldValues and its ctypes accessors give."""
     install_fake("h200x8")
-    source = open_source(gpm=False, xid=False)
+    source = open_source(gpm=False, xid=False, nvlink_per_link=True)
     for _ in range(3):
         clock.advance(0.7)
         got = scalar_values(source.collect(clock()))
@@ -208,7 +278,7 @@ def test_nvlink_speed_is_reread_on_refresh_and_after_a_link_changes_state(
     install_fake: Install, open_source: Open, clock: ManualClock
 ) -> None:
     fake = install_fake("h200x8")
-    source = open_source(gpm=False, xid=False)
+    source = open_source(gpm=False, xid=False, nvlink_per_link=True)
     labels = _labels(fake, 0)
     speed_field = pynvml.NVML_FI_DEV_NVLINK_GET_SPEED
 
@@ -250,12 +320,13 @@ def test_a100_has_twelve_links_and_no_gpm(
     install_fake: Install, open_source: Open, clock: ManualClock
 ) -> None:
     fake = install_fake("a100")
-    source = open_source()
+    source = open_source(nvlink_per_link=True)
     source.collect(clock())
     clock.advance(1.0)
     collection = source.collect(clock())
-    links = {s.labels[3] for s in collection.samples if s.metric == g.NVLINK_DATA_BYTES.name}
+    links = {s.labels[3] for s in collection.samples if s.metric == g.NVLINK_LINK_DATA_BYTES.name}
     assert links == {str(i) for i in range(12)}
+    assert _value(collection, g.NVLINK_LINKS, "0", fake.devices[0].uuid, fake.devices[0].name) == 12
     assert g.GPM_SM_ACTIVE.name not in _metrics_of(collection, "0")
     assert collection.errors == ()
     assert not source.gpm_enabled
@@ -314,6 +385,7 @@ def test_mig_devices_are_labelled_and_never_crash(
         g.GPU_MEMORY_USED.name,
         g.GPU_MEMORY_RESERVED.name,
         g.GPU_PROCESS_MEMORY.name,
+        *(spec.name for spec in mig_catalog.ALL),  # GPM per GPU instance (test_gpm_mig.py)
     }
     assert g.GPU_UTILIZATION_NAIVE.name not in _metrics_of(collection, "0")
     assert g.GPU_PROCESS_MEMORY.name not in _metrics_of(collection, "0")  # listed per MIG device
@@ -329,15 +401,17 @@ def test_counter_rates_inside_one_phase(
     install_fake: Install, open_source: Open, clock: ManualClock
 ) -> None:
     fake = install_fake("h100x8", workload=RATES)
-    source = open_source(gpm=False)
+    source = open_source(gpm=False, nvlink_per_link=True)
     clock.set(START + 2.0)
     first = source.collect(clock())
     clock.set(START + 7.0)
     second = source.collect(clock())
     labels = _labels(fake, 0)
     for link in ("0", "9", "17"):
-        assert _rate(first, second, 5.0, g.NVLINK_DATA_BYTES, *labels, link, "tx") == 4 * GIB
-        assert _rate(first, second, 5.0, g.NVLINK_DATA_BYTES, *labels, link, "rx") == 2 * GIB
+        assert _rate(first, second, 5.0, g.NVLINK_LINK_DATA_BYTES, *labels, link, "tx") == 4 * GIB
+        assert _rate(first, second, 5.0, g.NVLINK_LINK_DATA_BYTES, *labels, link, "rx") == 2 * GIB
+    assert _rate(first, second, 5.0, g.NVLINK_DATA_BYTES, *labels, "tx") == 18 * 4 * GIB
+    assert _rate(first, second, 5.0, g.NVLINK_DATA_BYTES, *labels, "rx") == 18 * 2 * GIB
     raw_tx = _rate(first, second, 5.0, g.NVLINK_RAW_BYTES, *labels, "3", "tx")
     assert raw_tx == 4 * GIB * (1 + PHASE_A.nvlink_raw_overhead)
     assert _rate(first, second, 5.0, g.GPU_PCIE_BYTES, *labels, "tx") == 64 * MIB
@@ -361,10 +435,10 @@ def test_counter_rates_across_a_phase_boundary_and_per_gpu(
     assert energy0 == pytest.approx((300.0 * 2 + 500.0 * 4) / 6)
     energy1 = _rate(first, second, 6.0, g.GPU_ENERGY, *gpu1)
     assert energy1 == pytest.approx((300.0 * 2 + 200.0 * 4) / 6)
-    tx1 = _rate(first, second, 6.0, g.NVLINK_DATA_BYTES, *gpu1, "4", "tx")
-    assert tx1 == pytest.approx((4 * GIB * 2 + 8 * GIB * 4) / 6)
-    rx0 = _rate(first, second, 6.0, g.NVLINK_DATA_BYTES, *gpu0, "4", "rx")
-    assert rx0 == pytest.approx((2 * GIB * 2 + 3 * GIB * 4) / 6)
+    tx1 = _rate(first, second, 6.0, g.NVLINK_DATA_BYTES, *gpu1, "tx")
+    assert tx1 == pytest.approx(18 * (4 * GIB * 2 + 8 * GIB * 4) / 6)
+    rx0 = _rate(first, second, 6.0, g.NVLINK_DATA_BYTES, *gpu0, "rx")
+    assert rx0 == pytest.approx(18 * (2 * GIB * 2 + 3 * GIB * 4) / 6)
     pcie = _rate(first, second, 6.0, g.GPU_PCIE_BYTES, *gpu0, "rx")
     assert pcie == pytest.approx((128 * MIB * 2 + 16 * MIB * 4) / 6)
     assert _value(second, g.GPU_POWER, *gpu1) == 200.0
@@ -422,7 +496,7 @@ def test_not_supported_field_is_absent_without_error(
     fake = install_fake("h100x8")
     fake.not_supported(pynvml.NVML_FI_DEV_MEMORY_TEMP)
     fake.not_supported(pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_RAW_TX, gpu=2)
-    collection = open_source().collect(START)
+    collection = open_source(nvlink_per_link=True).collect(START)
     sensors = {s.labels[3] for s in collection.samples if s.metric == g.GPU_TEMPERATURE.name}
     assert sensors == {"gpu"}
     raw_tx = {
@@ -525,8 +599,8 @@ def test_link_count_failing_at_start_falls_back_to_the_spec_table(
     fake.clear_failures()
     collection = source.collect(START)
     assert collection.errors == ("NVML_ERROR_TIMEOUT",) * 8  # from the start, reported once
-    links = {s.labels[3] for s in collection.samples if s.metric == g.NVLINK_LINK_UP.name}
-    assert links == {str(i) for i in range(18)}
+    up = {s.value for s in collection.samples if s.metric == g.NVLINK_LINKS_UP.name}
+    assert up == {18.0}
 
 
 def test_enumeration_failure_is_unavailable(install_fake: Install) -> None:

@@ -8,6 +8,7 @@ from grafana_foundation_sdk.builders import timeseries
 
 from ...catalog import MetricSpec
 from ...catalog import gpu as g
+from ...catalog import mig as m
 from ...catalog import network as n
 from ..rules import DEFAULT_CONFIG
 from ..rules.promql import increase, rate, sel
@@ -26,8 +27,9 @@ __all__ = ["ANSWERS", "TITLE", "node_dashboard"]
 TITLE = "GPU node"
 ANSWERS = (
     "Is the hardware healthy and what holds it back? Memory, power and energy, clocks and "
-    "throttle reasons, temperatures, PCIe, NVLink per link, InfiniBand/RoCE per port, and ECC, "
-    "XID, NVLink and row-remapping errors."
+    "throttle reasons, temperatures, PCIe, NVLink per GPU (per link in a collapsed row, with serve "
+    "--nvlink-per-link), InfiniBand/RoCE per port, and ECC, XID, NVLink and row-remapping "
+    "errors."
 )
 
 _GPU_WHO = "GPU {{gpu}} on {{instance}}"
@@ -56,9 +58,15 @@ def _overview() -> Row:
             ),
             stat_panel(
                 "NVLink links down",
-                describe(g.NVLINK_LINK_UP, "Counts links reading 0."),
+                f"{describe(g.NVLINK_LINKS)} {describe(g.NVLINK_LINKS_UP)} Links minus links up.",
                 "none",
-                [Q(f"count({sel(g.NVLINK_LINK_UP, GPU)} == 0) or vector(0)", "down")],
+                [
+                    Q(
+                        f"sum({sel(g.NVLINK_LINKS, GPU)} - {sel(g.NVLINK_LINKS_UP, GPU)})"
+                        " or vector(0)",
+                        "down",
+                    )
+                ],
                 steps=_BAD,
             ),
             stat_panel(
@@ -183,12 +191,41 @@ def _interconnect() -> Row:
                 min_value=0.0,
             ),
             timeseries_panel(
-                "NVLink throughput per link",
+                "NVLink throughput",
                 describe(g.NVLINK_DATA_BYTES),
+                "Bps",
+                [Q(rate(g.NVLINK_DATA_BYTES, RATE_INTERVAL, GPU), "{{direction}} " + _GPU_WHO)],
+                min_value=0.0,
+            ),
+            timeseries_panel(
+                "NVLink links up",
+                f"{describe(g.NVLINK_LINKS_UP)} {describe(g.NVLINK_LINKS)}",
+                "short",
+                [
+                    Q(sel(g.NVLINK_LINKS_UP, GPU), "up " + _GPU_WHO),
+                    Q(sel(g.NVLINK_LINKS, GPU), "links " + _GPU_WHO),
+                ],
+                min_value=0.0,
+            ),
+        ],
+    )
+
+
+_PER_LINK = "Needs serve --nvlink-per-link (no data without it)."
+
+
+def _nvlink_per_link() -> Row:
+    """Collapsed: the per-link families exist only with serve --nvlink-per-link."""
+    return Row(
+        "NVLink per link (serve --nvlink-per-link)",
+        [
+            timeseries_panel(
+                "NVLink throughput per link",
+                describe(g.NVLINK_LINK_DATA_BYTES, _PER_LINK),
                 "Bps",
                 [
                     Q(
-                        rate(g.NVLINK_DATA_BYTES, RATE_INTERVAL, GPU),
+                        rate(g.NVLINK_LINK_DATA_BYTES, RATE_INTERVAL, GPU),
                         "link {{link}} {{direction}} " + _GPU_WHO,
                     )
                 ],
@@ -196,7 +233,7 @@ def _interconnect() -> Row:
             ),
             timeseries_panel(
                 "NVLink errors per link",
-                describe(g.NVLINK_LINK_ERRORS),
+                describe(g.NVLINK_LINK_ERRORS, _PER_LINK),
                 "short",
                 [
                     Q(
@@ -209,6 +246,43 @@ def _interconnect() -> Row:
                 min_value=0.0,
             ),
         ],
+        collapsed=True,
+    )
+
+
+_MIG_WHO = "{{mig_profile}} GI {{gpu_instance_id}} " + _GPU_WHO
+_ONLY_MIG = "Only MIG-enabled Hopper+ GPUs have these series (no data otherwise)."
+
+
+def _mig_instances() -> Row:
+    """Collapsed: GPM per MIG instance exists only on MIG-enabled GPUs."""
+    return Row(
+        "MIG instances",
+        [
+            timeseries_panel(
+                "MIG instance SM and tensor active",
+                f"{describe(m.MIG_SM_ACTIVE)} {describe(m.MIG_TENSOR_ACTIVE, _ONLY_MIG)}",
+                "percentunit",
+                [
+                    Q(sel(m.MIG_SM_ACTIVE, GPU), "SM " + _MIG_WHO),
+                    Q(sel(m.MIG_TENSOR_ACTIVE, GPU), "tensor " + _MIG_WHO),
+                ],
+                min_value=0.0,
+                max_value=1.0,
+            ),
+            timeseries_panel(
+                "MIG instance DRAM and graphics active",
+                f"{describe(m.MIG_DRAM_ACTIVE)} {describe(m.MIG_GRAPHICS_ACTIVE, _ONLY_MIG)}",
+                "percentunit",
+                [
+                    Q(sel(m.MIG_DRAM_ACTIVE, GPU), "DRAM " + _MIG_WHO),
+                    Q(sel(m.MIG_GRAPHICS_ACTIVE, GPU), "graphics " + _MIG_WHO),
+                ],
+                min_value=0.0,
+                max_value=1.0,
+            ),
+        ],
+        collapsed=True,
     )
 
 
@@ -273,7 +347,19 @@ def _errors() -> Row:
                 "ECC errors (volatile)", g.GPU_ECC_ERRORS, "{{type}}", f'{GPU}, scope="volatile"'
             ),
             errors("XID errors", g.GPU_XID_ERRORS, "XID {{xid}}"),
-            errors("NVLink errors", g.NVLINK_ERRORS, "{{error}}"),
+            timeseries_panel(
+                "NVLink errors",
+                describe(g.NVLINK_ERRORS, describe(g.NVLINK_DL_ERRORS, "Increase per interval.")),
+                "short",
+                [
+                    Q(increase(g.NVLINK_ERRORS, RATE_INTERVAL, GPU), "{{error}} " + _GPU_WHO),
+                    Q(increase(g.NVLINK_DL_ERRORS, RATE_INTERVAL, GPU), "dl {{error}} " + _GPU_WHO),
+                ],
+                steps=_BAD,
+                axis_label="errors",
+                min_value=0.0,
+                width=6,
+            ),
             timeseries_panel(
                 "Row remapping",
                 " ".join(
@@ -303,5 +389,14 @@ def node_dashboard() -> db.Dashboard:
         TITLE,
         ANSWERS,
         [datasource_variable(), *fleet_variables(), *gpu_variables()],
-        [_overview(), _memory_power(), _clocks(), _interconnect(), _infiniband(), _errors()],
+        [
+            _overview(),
+            _memory_power(),
+            _clocks(),
+            _interconnect(),
+            _nvlink_per_link(),
+            _mig_instances(),
+            _infiniband(),
+            _errors(),
+        ],
     )

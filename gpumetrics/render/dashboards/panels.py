@@ -63,10 +63,13 @@ class Q:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A titled row of panels; widths of a row's panels should add up to 24."""
+    """A titled row of panels; widths of a row's panels should add up to 24. A `collapsed`
+    row holds its panels inside it (Grafana shows them when the row is opened): for panels
+    whose series exist only when an option is on."""
 
     title: str
     panels: Sequence[PanelBuilder]
+    collapsed: bool = False
 
 
 def uid_for(name: str) -> str:
@@ -297,12 +300,44 @@ def build_dashboard(
     )
     next_id = 1
     for row in rows:
-        dash = dash.with_row(db.Row(row.title).id(next_id))
+        row_builder = db.Row(row.title).id(next_id)
         next_id += 1
+        if row.collapsed:
+            for panel in _laid_out(row.panels, _bottom(dash) + 1):
+                row_builder = row_builder.with_panel(panel.id(next_id))
+                next_id += 1
+            dash = dash.with_row(row_builder)
+            continue
+        dash = dash.with_row(row_builder)
         for panel in row.panels:
             dash = dash.with_panel(panel.id(next_id))
             next_id += 1
     return dash
+
+
+def _bottom(dash: db.Dashboard) -> int:
+    """The first free grid line below the dashboard's panels so far."""
+    panels = dash.build().panels or []
+    lines = [p.grid_pos.y + p.grid_pos.h for p in panels if p.grid_pos is not None]
+    return max(lines, default=0)
+
+
+def _laid_out(panels: Sequence[PanelBuilder], top: int) -> list[PanelBuilder]:
+    """Panels of a collapsed row with their grid positions set (the dashboard builder places
+    only top-level panels): left to right from line `top` (just below the row), wrapping at
+    24 columns, as Grafana lays them out when the row is opened."""
+    x, y, line_height = 0, top, 0
+    out: list[PanelBuilder] = []
+    for panel in panels:
+        grid = panel.build().grid_pos
+        width = grid.w if grid is not None else 12
+        height = grid.h if grid is not None else 8
+        if x + width > 24:
+            x, y, line_height = 0, y + line_height, 0
+        out.append(panel.grid_pos(dm.GridPos(h=height, w=width, x=x, y=y)))
+        x += width
+        line_height = max(line_height, height)
+    return out
 
 
 def encode(dashboard: db.Dashboard) -> str:

@@ -17,7 +17,9 @@ _NODE = 'instance="<instance>"'
 def _nvlink(_: RuleConfig) -> Alert:
     return Alert(
         name="GPUNVLinkErrors",
-        expr=f"{increase(g.NVLINK_ERRORS, '10m')} > 0",
+        expr=(
+            f"{increase(g.NVLINK_ERRORS, '10m')} > 0 or {increase(g.NVLINK_DL_ERRORS, '10m')} > 0"
+        ),
         severity=Severity.WARNING,
         summary="NVLink errors are increasing",
         description=(
@@ -30,7 +32,9 @@ def _nvlink(_: RuleConfig) -> Alert:
                 "The NVLink data link detected errors. CRC errors are retried (replay); "
                 "recovery errors mean a link retrained; ECC errors hit the link's buffers. "
                 "A rising count degrades collective bandwidth (tensor-parallel all-reduce) and "
-                "can precede a link going down."
+                "can precede a link going down. Both per-GPU families count: "
+                f"{g.NVLINK_ERRORS.name} (driver totals) and {g.NVLINK_DL_ERRORS.name} "
+                "(data-link errors summed over links, present at 0 from the start)."
             ),
             causes=(
                 "A marginal NVLink connection, bridge or NVSwitch port.",
@@ -38,15 +42,23 @@ def _nvlink(_: RuleConfig) -> Alert:
                 "Firmware or driver issues after an update.",
             ),
             checks=(
-                ("Errors per link, to find the link", rate(g.NVLINK_LINK_ERRORS, "10m", _ONE)),
-                ("Links up", sel(g.NVLINK_LINK_UP, _ONE)),
-                ("NVLink throughput per link", rate(g.NVLINK_DATA_BYTES, "5m", _ONE)),
+                ("Data-link errors by kind", increase(g.NVLINK_DL_ERRORS, "1h", _ONE)),
+                (
+                    "Links up, of links",
+                    f"{sel(g.NVLINK_LINKS_UP, _ONE)} / {sel(g.NVLINK_LINKS, _ONE)}",
+                ),
+                ("NVLink throughput", rate(g.NVLINK_DATA_BYTES, "5m", _ONE)),
+                (
+                    "Errors per link, to find the link (serve --nvlink-per-link)",
+                    rate(g.NVLINK_LINK_ERRORS, "10m", _ONE),
+                ),
                 ("XID errors on the node", increase(g.GPU_XID_ERRORS, "1h", _NODE)),
             ),
             actions=(
                 "Check `nvidia-smi nvlink -e -i <gpu>` and `nvidia-smi nvlink -s` on the node.",
-                "If one link keeps counting recovery or replay errors, drain the node and "
-                "open a hardware ticket naming GPU, link and counts.",
+                "To find the link, restart the exporter with --nvlink-per-link (or read "
+                "`nvidia-smi nvlink -e -i <gpu>`). If one link keeps counting recovery or replay "
+                "errors, drain the node and open a hardware ticket naming GPU, link and counts.",
             ),
         ),
     )

@@ -3,6 +3,10 @@
 A sample buffer records which GPU and what clock time nvmlGpmSampleGet read; nvmlGpmMetricsGet
 returns the workload's time-average over [sample1, sample2]: ratios in percent, throughputs
 in MiB/s. Over a window inside one phase that is exactly the phase's value.
+
+nvmlGpmMigSampleGet(GPU, GPU instance id, buffer) stamps the buffer with that instance's MIG
+device: its ratios are the parent GPU's times the instance's `activity` (MigSpec), and its
+PCIe/NVLink throughputs read NOT_SUPPORTED (device-wide counters, not per instance).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import pynvml
 from ...units import MIB
 from . import codes
 from .registry import ApiFunction
-from .state import FakeDevice, FakeState, address_of, deref, write_address
+from .state import FakeDevice, FakeState, address_of, as_int, deref, write_address
 from .workload import GpuRates
 
 __all__ = ["FUNCTIONS"]
@@ -89,6 +93,23 @@ def _sample_get(state: FakeState, device: FakeDevice, sample: object) -> int:
     return codes.SUCCESS
 
 
+def _mig_sample_get(state: FakeState, device: FakeDevice, gi: object, sample: object) -> int:
+    if not device.spec.gpm:
+        return codes.NOT_SUPPORTED
+    if not device.spec.mig:
+        return codes.INVALID_ARGUMENT
+    child = state.mig_by_instance(device, as_int(gi))
+    address = address_of(sample)
+    buffer = state.gpm_buffers.get(address) if address is not None else None
+    if child is None:
+        return codes.NOT_FOUND
+    if buffer is None:
+        return codes.INVALID_ARGUMENT
+    buffer.device = child
+    buffer.taken_at = state.now()
+    return codes.SUCCESS
+
+
 def _metrics_get(state: FakeState, out: object) -> int:
     request = deref(out)
     if request.version != pynvml.NVML_GPM_METRICS_GET_VERSION:
@@ -106,16 +127,17 @@ def _metrics_get(state: FakeState, out: object) -> int:
         return codes.GPU_IS_LOST
     workload = state.profile.workload
     t1, t2 = state.workload_time(first.taken_at), state.workload_time(second.taken_at)
+    activity = device.mig.activity if device.mig is not None else 1.0
     for i in range(request.numMetrics):
         metric = request.metrics[i]
         metric_id = int(metric.metricId)
         ratio = _PERCENT.get(metric_id)
-        rate = _byte_rate(metric_id, device.spec.nvlink_links)
+        rate = None if device.is_mig else _byte_rate(metric_id, device.spec.nvlink_links)
         if metric_id in state.unsupported_gpm_metrics or (ratio is None and rate is None):
             metric.nvmlReturn = codes.NOT_SUPPORTED
             continue
         if ratio is not None:
-            metric.value = workload.average(device.index, t1, t2, ratio) * 100.0
+            metric.value = workload.average(device.index, t1, t2, ratio) * activity * 100.0
         elif rate is not None:
             metric.value = workload.average(device.index, t1, t2, rate) / MIB
         metric.nvmlReturn = codes.SUCCESS
@@ -128,4 +150,5 @@ FUNCTIONS = (
     ApiFunction("nvmlGpmSampleFree", _sample_free),
     ApiFunction("nvmlGpmSampleGet", _sample_get, device_arg=True),
     ApiFunction("nvmlGpmMetricsGet", _metrics_get),
+    ApiFunction("nvmlGpmMigSampleGet", _mig_sample_get, device_arg=True),
 )

@@ -27,7 +27,7 @@ from typing import NoReturn, Self
 
 import pynvml
 
-from . import api_device, api_events, api_gpm, api_processes, api_system, codes
+from . import api_device, api_events, api_gpm, api_mig, api_processes, api_system, codes
 from .profiles import FakeProfile, parse_fake_gpus
 from .registry import ApiFunction
 from .state import FakeDevice, FakeState
@@ -43,6 +43,7 @@ _FUNCTIONS: Mapping[str, ApiFunction] = {
         *api_gpm.FUNCTIONS,
         *api_events.FUNCTIONS,
         *api_processes.FUNCTIONS,
+        *api_mig.FUNCTIONS,
     )
 }
 

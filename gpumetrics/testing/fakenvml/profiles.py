@@ -8,7 +8,9 @@ A spec is `<model>[x<count>]`: `h100x8`, `h200x8`, `a100`, `a100x4`, `mig`, `min
 | `h200`    | NVIDIA H200              | 18           | yes | as measured on a real H200 (below) |
 | `a100`    | NVIDIA A100-SXM4-80GB    | 12           | no  | GpmQueryDeviceSupport: unsupported |
 | `mig`     | NVIDIA H100 80GB HBM3    | 18           | yes | MIG on: 3g.40gb, 3g.40gb, 1g.10gb; |
-|           |                          |              |     | naive utilization NOT_SUPPORTED    |
+|           |                          |              |     | GPU instances 1, 2, 9 at GPM       |
+|           |                          |              |     | activity x1, x0.5, x0.25; naive    |
+|           |                          |              |     | utilization NOT_SUPPORTED          |
 | `minimal` | Tesla T4                 | 0            | no  | only power and energy fields; no   |
 |           |                          |              |     | memory v2, max clocks, reasons     |
 
@@ -46,11 +48,21 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class MigSpec:
-    """One MIG device (GPU instance + compute instance) on a MIG-enabled GPU."""
+    """One MIG device (GPU instance + compute instance) on a MIG-enabled GPU.
+
+    `gpu_instance_id` is the GPU instance's id (None: its position + 1); `profile_id` the
+    NVML_GPU_INSTANCE_PROFILE_* it was created with and `slices` its compute slices (of 7).
+    `activity` scales the parent GPU's workload ratios for this instance's GPM metrics
+    (nvmlGpmMigSampleGet): 0.5 shows half the parent phase's SM/tensor/DRAM activity.
+    """
 
     profile: str
     memory_bytes: int
     reserved_bytes: int = 0
+    gpu_instance_id: int | None = None
+    profile_id: int = 0
+    slices: int = 1
+    activity: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +145,15 @@ A100 = DeviceSpec(
     max_clocks_mhz=_clocks(1410, 1410, 1593),
     max_mig_devices=7,
 )
+_ONE_SLICE = pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE
+_THREE_SLICE = pynvml.NVML_GPU_INSTANCE_PROFILE_3_SLICE
 H100_MIG = replace(
     H100,
     unsupported_functions=frozenset({"nvmlDeviceGetUtilizationRates"}),
     mig=(
-        MigSpec("3g.40gb", 40192 * MIB, 128 * MIB),
-        MigSpec("3g.40gb", 40192 * MIB, 128 * MIB),
-        MigSpec("1g.10gb", 9856 * MIB, 64 * MIB),
+        MigSpec("3g.40gb", 40192 * MIB, 128 * MIB, 1, _THREE_SLICE, 3, 1.0),
+        MigSpec("3g.40gb", 40192 * MIB, 128 * MIB, 2, _THREE_SLICE, 3, 0.5),
+        MigSpec("1g.10gb", 9856 * MIB, 64 * MIB, 9, _ONE_SLICE, 1, 0.25),
     ),
 )
 T4_MINIMAL = DeviceSpec(

@@ -141,6 +141,10 @@ class FakeState:
         self.mig_devices: dict[int, tuple[FakeDevice, ...]] = {}
         self.by_address: dict[int, FakeDevice] = {}
         self._build_devices()
+        #: nvmlGpuInstance_t address -> the MIG device of that GPU instance
+        self.gpu_instances: dict[int, FakeDevice] = {
+            self._allocate(): child for children in self.mig_devices.values() for child in children
+        }
 
     def _allocate(self) -> int:
         address = self._next_address
@@ -189,6 +193,20 @@ class FakeState:
         """The device an nvmlDevice_t handle points to, or None for an unknown handle."""
         address = address_of(handle)
         return self.by_address.get(address) if address is not None else None
+
+    def gpu_instance_id(self, device: FakeDevice) -> int:
+        """The GPU instance id of MIG device `device` (its MigSpec's, else position + 1)."""
+        if device.mig is None or device.mig_index is None:
+            raise ValueError(f"GPU {device.index} is not a MIG device")
+        gi = device.mig.gpu_instance_id
+        return device.mig_index + 1 if gi is None else gi
+
+    def mig_by_instance(self, gpu: FakeDevice, gpu_instance_id: int) -> FakeDevice | None:
+        """The MIG device of GPU `gpu` whose GPU instance id is `gpu_instance_id`."""
+        for child in self.mig_devices.get(gpu.index, ()):
+            if self.gpu_instance_id(child) == gpu_instance_id:
+                return child
+        return None
 
     def new_gpm_buffer(self) -> GpmBuffer:
         buffer = GpmBuffer(self._allocate())
