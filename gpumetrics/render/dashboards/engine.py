@@ -237,10 +237,14 @@ def _batching() -> Row:
 
 def _quantiles(title: str, spec: MetricSpec, steps: Steps) -> timeseries.Panel:
     bucket_rate = rate(f"{spec.name}_bucket", RATE_INTERVAL, ENGINE)
-    buckets = f"sum by (le, instance, engine, model) ({bucket_rate})"
+    buckets = f"sum by (le, instance, job, engine, model) ({bucket_rate})"
     return timeseries_panel(
         title,
-        describe(spec, "p50, p90 and p99 from the histogram buckets."),
+        describe(
+            spec,
+            "p50, p90 and p99 from the histogram buckets, per engine: each engine keeps its "
+            "own buckets, so quantiles are never taken over a sum of engines.",
+        ),
         "s",
         [
             Q(f"histogram_quantile({q}, {buckets})", f"p{round(q * 100)} {_WHO}")
