@@ -27,7 +27,7 @@ ANSWERS = (
     "Is the KV cache the bottleneck, and what does that cost? KV usage and blocks, prefix-cache "
     "hit and miss ratios, evictions, recomputed tokens and the FLOPs they waste, preemptions; "
     "batch size and tokens per step against their limits; TTFT, inter-token latency and "
-    "request duration percentiles."
+    "request duration percentiles; how long KV blocks live and idle before eviction."
 )
 
 _C = DEFAULT_CONFIG
@@ -274,6 +274,19 @@ def _latency() -> Row:
     )
 
 
+def _residency() -> Row:
+    """vLLM's only eviction signal (--kv-cache-metrics): sampled, so quantiles, not counts."""
+    neutral = ((None, "blue"),)
+    return Row(
+        "KV block residency (vLLM --kv-cache-metrics, sampled)",
+        [
+            _quantiles("Block lifetime until eviction", e.KV_BLOCK_LIFETIME, neutral),
+            _quantiles("Idle time before eviction", e.KV_BLOCK_IDLE, neutral),
+            _quantiles("Gap between reuses", e.KV_BLOCK_REUSE_GAP, neutral),
+        ],
+    )
+
+
 def _throughput() -> Row:
     return Row(
         "Throughput",
@@ -307,5 +320,5 @@ def engine_dashboard() -> db.Dashboard:
         TITLE,
         ANSWERS,
         [datasource_variable(), *fleet_variables(), *engine_variables()],
-        [_kv(), _recompute(), _batching(), _latency(), _throughput()],
+        [_kv(), _recompute(), _batching(), _latency(), _residency(), _throughput()],
     )
