@@ -41,6 +41,9 @@ _NO_DATA_EXPECTED = {
     "gpumetrics_gpu_xid_errors_total": "no XID error happens in the scenario",
     "gpumetrics_ib_port_congestion_events_total": "the fake fabric is InfiniBand, not RoCE",
     "gpumetrics_gpu_process_memory_bytes": "no processes on fake GPUs",
+    "gpumetrics_engine_kv_block_lifetime_seconds": "vLLM's sampled residency, not the worker's",
+    "gpumetrics_engine_kv_block_idle_before_eviction_seconds": "vLLM's sampled residency only",
+    "gpumetrics_engine_kv_block_reuse_gap_seconds": "vLLM's sampled residency only",
 }
 
 
