@@ -30,7 +30,8 @@ re-bucketing cannot be exact (vLLM's TTFT has 22 bounds from 1 ms, SGLang's 18 f
 vLLM's token histograms end at the model's `max_model_len`). Each series has one set of
 bounds, so `histogram_quantile` over one engine is right. Summing engines with different
 bounds is not: `sum by (le)` then adds, at a bound only some engines have, only those
-engines' counts, the cumulative counts stop rising monotonically and the quantile is wrong.
+engines' counts, so the cumulative count there is understated (it can even fall below the
+bound before) and the quantile is wrong.
 The recording rules `gpumetrics:fleet_<histogram>_bucket:rate5m` sum per cluster and region on
 the bounds every engine there shares (exact for cumulative buckets, as the bridge does when it
 merges data-parallel ranks), and the dashboards take quantiles per engine or from those rules.
