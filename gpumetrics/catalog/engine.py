@@ -21,6 +21,16 @@ TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 2
 ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5)
 E2E_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0, 120.0, 300.0)
 STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: KV block residency (seconds): vLLM's buckets for its --kv-cache-metrics histograms
+#: (vllm/v1/metrics/loggers.py, kv_cache_residency_buckets).
+RESIDENCY_BUCKETS = (
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0,
+    60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0,
+)  # fmt: skip
+#: Tokens per request, 1-2-5 steps (vLLM sizes these up to max_model_len).
+REQUEST_TOKEN_BUCKETS = tuple(
+    float(m * 10**x) for x in range(7) for m in (1, 2, 5) if m * 10**x <= 1_000_000
+)
 
 ENGINE_INFO = metric(
     "gpumetrics_engine_info",
@@ -137,6 +147,85 @@ PREEMPTIONS = metric(
     group=Group.ENGINE_KV,
 )
 
+KV_EVICTED_TOKENS = metric(
+    "gpumetrics_engine_kv_cache_evicted_tokens_total",
+    C,
+    "KV tokens evicted from the GPU pool (sglang:evicted_tokens_total: HiCache moving them to "
+    "host memory); the hooks count whole blocks in kv_cache_evicted_blocks_total.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+KV_LOADED_TOKENS = metric(
+    "gpumetrics_engine_kv_cache_loaded_tokens_total",
+    C,
+    "KV tokens copied back into the GPU pool from host memory instead of being recomputed "
+    "(sglang:load_back_tokens_total): hits in a lower cache tier.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+EXTERNAL_PREFIX_QUERIED = metric(
+    "gpumetrics_engine_external_prefix_cache_queried_tokens_total",
+    C,
+    "Prompt tokens looked up in an external KV store through a KV connector (LMCache, "
+    "Mooncake, offloading; vllm:external_prefix_cache_queries_total).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+EXTERNAL_PREFIX_HIT = metric(
+    "gpumetrics_engine_external_prefix_cache_hit_tokens_total",
+    C,
+    "Prompt tokens found in the external KV store (vllm:external_prefix_cache_hits_total). "
+    "External hit ratio = rate(hit) / rate(queried).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+PREEMPTED_TOKENS = metric(
+    "gpumetrics_engine_preempted_tokens_total",
+    C,
+    "Tokens (prompt and generated so far) whose KV preempted or retracted sequences gave up "
+    "(sglang:num_retracted_input_tokens_total + num_retracted_output_tokens_total): an upper "
+    "bound on what must be prefilled again, as the prefix cache may still hold part of it.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+)
+KV_BLOCK_LIFETIME = metric(
+    "gpumetrics_engine_kv_block_lifetime_seconds",
+    H,
+    "Time from a KV block's allocation to its eviction, for a sample of evicted blocks "
+    "(vllm:kv_block_lifetime_seconds with --kv-cache-metrics; the count is sampled, not every "
+    "eviction).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+    buckets=RESIDENCY_BUCKETS,
+)
+KV_BLOCK_IDLE = metric(
+    "gpumetrics_engine_kv_block_idle_before_eviction_seconds",
+    H,
+    "Time an evicted KV block sat unused before eviction, for a sample of evicted blocks "
+    "(vllm:kv_block_idle_before_evict_seconds): short idle times mean the pool is too small "
+    "for the reuse distance of the traffic.",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+    buckets=RESIDENCY_BUCKETS,
+)
+KV_BLOCK_REUSE_GAP = metric(
+    "gpumetrics_engine_kv_block_reuse_gap_seconds",
+    H,
+    "Time between consecutive uses of a KV block, for a sample of evicted blocks' recent "
+    "accesses (vllm:kv_block_reuse_gap_seconds).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_KV,
+    buckets=RESIDENCY_BUCKETS,
+)
+
 # --- Batching and load --------------------------------------------------------------------
 
 RUNNING_SEQUENCES = metric(
@@ -168,6 +257,24 @@ MAX_BATCH_TOKENS = metric(
     G,
     "Configured limit of tokens per step (vLLM max_num_batched_tokens).",
     ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+WAITING_BY_REASON = metric(
+    "gpumetrics_engine_waiting_requests_by_reason",
+    G,
+    "Queued requests by why they wait: reason=capacity (no room in the batch or KV pool) or "
+    "deferred (LoRA budget, KV transfer, blocked); vllm:num_requests_waiting_by_reason.",
+    (*ENGINE_LABELS, "reason"),
+    source=ENG,
+    group=Group.ENGINE_BATCH,
+)
+SLEEP_STATE = metric(
+    "gpumetrics_engine_sleep_state",
+    G,
+    "Engine ranks in each sleep state: sleep_state=awake, weights_offloaded (sleep level 1) "
+    "or discard_all (level 2); vllm:engine_sleep_state. A sleeping engine frees its GPU.",
+    (*ENGINE_LABELS, "sleep_state"),
     source=ENG,
     group=Group.ENGINE_BATCH,
 )
@@ -274,6 +381,65 @@ FINISHED_REQUESTS = metric(
     group=Group.ENGINE_WORK,
 )
 
+PROMPT_KV_TOKENS = metric(
+    "gpumetrics_engine_prompt_kv_tokens_total",
+    C,
+    "Prompt tokens of prefilled requests by where their KV came from: origin=computed, "
+    "local_cache (prefix-cache hit) or external (KV connector); "
+    "vllm:prompt_tokens_by_source_total. vLLM counts a fully cached prompt's last token in "
+    "both computed and local_cache (it is computed anyway), so the origins can exceed the "
+    "prompt tokens by one per such request.",
+    (*ENGINE_LABELS, "origin"),
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+REQUEST_PREFILL_COMPUTED = metric(
+    "gpumetrics_engine_request_prefill_computed_tokens",
+    H,
+    "Prompt tokens a finished request computed in prefill, cache hits excluded "
+    "(vllm:request_prefill_kv_computed_tokens).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+    buckets=REQUEST_TOKEN_BUCKETS,
+)
+SPEC_DRAFTS = metric(
+    "gpumetrics_engine_spec_decode_drafts_total",
+    C,
+    "Speculative-decoding drafts proposed (one per sequence per step that speculates; "
+    "vllm:spec_decode_num_drafts_total). Mean acceptance length = 1 + rate(accepted) / "
+    "rate(drafts).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+SPEC_DRAFT_TOKENS = metric(
+    "gpumetrics_engine_spec_decode_draft_tokens_total",
+    C,
+    "Draft tokens proposed (vllm:spec_decode_num_draft_tokens_total).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+SPEC_ACCEPTED_TOKENS = metric(
+    "gpumetrics_engine_spec_decode_accepted_tokens_total",
+    C,
+    "Draft tokens accepted (vllm:spec_decode_num_accepted_tokens_total). Acceptance rate = "
+    "rate(accepted) / rate(draft tokens).",
+    ENGINE_LABELS,
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+SPEC_POSITION_ACCEPTED = metric(
+    "gpumetrics_engine_spec_decode_position_accepted_tokens_total",
+    C,
+    "Draft tokens accepted at each draft position (position 0 = first; "
+    "vllm:spec_decode_num_accepted_tokens_per_pos_total).",
+    (*ENGINE_LABELS, "position"),
+    source=ENG,
+    group=Group.ENGINE_WORK,
+)
+
 # --- Latency ------------------------------------------------------------------------------
 
 TTFT = metric(
@@ -364,6 +530,14 @@ ALL = (
     PREFIX_QUERIED,
     PREFIX_HIT,
     KV_EVICTED_BLOCKS,
+    KV_EVICTED_TOKENS,
+    KV_LOADED_TOKENS,
+    EXTERNAL_PREFIX_QUERIED,
+    EXTERNAL_PREFIX_HIT,
+    PREEMPTED_TOKENS,
+    KV_BLOCK_LIFETIME,
+    KV_BLOCK_IDLE,
+    KV_BLOCK_REUSE_GAP,
     RECOMPUTED_TOKENS,
     RECOMPUTED_FLOPS,
     PREEMPTIONS,
@@ -371,6 +545,8 @@ ALL = (
     WAITING_REQUESTS,
     MAX_BATCH_SEQUENCES,
     MAX_BATCH_TOKENS,
+    WAITING_BY_REASON,
+    SLEEP_STATE,
     STEPS,
     STEP_SEQUENCES,
     STEP_TOKENS,
@@ -383,6 +559,12 @@ ALL = (
     PROMPT_CACHED_TOKENS,
     GENERATED_TOKENS,
     FINISHED_REQUESTS,
+    PROMPT_KV_TOKENS,
+    REQUEST_PREFILL_COMPUTED,
+    SPEC_DRAFTS,
+    SPEC_DRAFT_TOKENS,
+    SPEC_ACCEPTED_TOKENS,
+    SPEC_POSITION_ACCEPTED,
     TTFT,
     ITL,
     E2E,
@@ -390,4 +572,29 @@ ALL = (
     HOOK_ERRORS,
     CACHE_CONFIG_INFO,
     LORA_ADAPTERS_INFO,
+)
+
+#: Families only engines' own pages carry (read by the bridge from vLLM's and SGLang's
+#: /metrics): the hooks have no call that records them, so an engine instrumented with
+#: gpumetrics.hooks exports every engine family but these.
+PAGE_ONLY: frozenset[str] = frozenset(
+    spec.name
+    for spec in (
+        KV_EVICTED_TOKENS,
+        KV_LOADED_TOKENS,
+        EXTERNAL_PREFIX_QUERIED,
+        EXTERNAL_PREFIX_HIT,
+        PREEMPTED_TOKENS,
+        KV_BLOCK_LIFETIME,
+        KV_BLOCK_IDLE,
+        KV_BLOCK_REUSE_GAP,
+        WAITING_BY_REASON,
+        SLEEP_STATE,
+        PROMPT_KV_TOKENS,
+        REQUEST_PREFILL_COMPUTED,
+        SPEC_DRAFTS,
+        SPEC_DRAFT_TOKENS,
+        SPEC_ACCEPTED_TOKENS,
+        SPEC_POSITION_ACCEPTED,
+    )
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..catalog import ALL, Group, MetricSpec, MetricType
+from ..catalog import ALL, Group, MetricSpec, MetricType, Source
 
 __all__ = ["render_metrics_md"]
 
@@ -24,6 +24,18 @@ mean the same everywhere: `gpu` (index), `gpu_uuid`, `gpu_model`, `link`, `ib_de
 `port`, `engine`, `model`, `phase`, `window`. Host identity comes from Prometheus'
 `instance` label.
 
+Engine histograms keep the engine's own buckets. The buckets listed below are the ones our
+hooks use; an engine read through the bridge (vLLM, SGLang) keeps its own `le` bounds, since
+re-bucketing cannot be exact (vLLM's TTFT has 22 bounds from 1 ms, SGLang's 18 from 100 ms;
+vLLM's token histograms end at the model's `max_model_len`). Each series has one set of
+bounds, so `histogram_quantile` over one engine is right. Summing engines with different
+bounds is not: `sum by (le)` then adds, at a bound only some engines have, only those
+engines' counts, so the cumulative count there is understated (it can even fall below the
+bound before) and the quantile is wrong.
+The recording rules `gpumetrics:fleet_<histogram>_bucket:rate5m` sum per cluster and region on
+the bounds every engine there shares (exact for cumulative buckets, as the bridge does when it
+merges data-parallel ranks), and the dashboards take quantiles per engine or from those rules.
+
 """
 
 
@@ -35,7 +47,8 @@ def _row(spec: MetricSpec) -> str:
     labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
     kind = spec.type.value
     if spec.type is MetricType.HISTOGRAM:
-        kind += f" ({len(spec.buckets)} buckets, {spec.buckets[0]:g}-{spec.buckets[-1]:g})"
+        kind += f" ({len(spec.buckets)} buckets, {spec.buckets[0]:g}-{spec.buckets[-1]:g}"
+        kind += "; engines keep theirs)" if spec.source is Source.ENGINE else ")"
     stability = "" if spec.stability.value == "stable" else f" *({spec.stability.value})*"
     return (
         f"| `{spec.name}`{stability} | {kind} | {spec.unit or '-'} | {labels} | "

@@ -44,6 +44,9 @@ _NO_DATA_EXPECTED = {
     "gpumetrics_gpu_nvlink_link_data_bytes_total": "per-link series need --nvlink-per-link",
     "gpumetrics_gpu_nvlink_link_errors_total": "per-link series need --nvlink-per-link",
     "gpumetrics_mig_": "no MIG-enabled GPU in the scenario",
+    "gpumetrics_engine_kv_block_lifetime_seconds": "vLLM's sampled residency, not the worker's",
+    "gpumetrics_engine_kv_block_idle_before_eviction_seconds": "vLLM's sampled residency only",
+    "gpumetrics_engine_kv_block_reuse_gap_seconds": "vLLM's sampled residency only",
 }
 
 

@@ -83,7 +83,8 @@ def test_vllm_v1_sums_data_parallel_ranks_and_scales_per_gpu_counters() -> None:
             (e.PREFIX_QUERIED.name, eng): 2_200_000.0,
             (e.PREFIX_HIT.name, eng): 980_000.0,
             (e.PREEMPTIONS.name, eng): 12.0,
-            (e.RECOMPUTED_TOKENS.name, eng): 3_072.0,
+            # prompt_tokens_recomputed_total (41 + 37: fully cached prompts' last token) is
+            # not re-prefill after eviction: no RECOMPUTED_TOKENS from vLLM's page.
             (e.PROMPT_TOKENS.name, eng): 2_300_000.0,
             (e.PROMPT_CACHED_TOKENS.name, eng): 980_000.0,
             (e.GENERATED_TOKENS.name, eng): 600_000.0,
@@ -91,6 +92,9 @@ def test_vllm_v1_sums_data_parallel_ranks_and_scales_per_gpu_counters() -> None:
             (e.STEPS.name, (*eng, "mixed")): 80_000.0,  # iteration_tokens_total_count
             (e.STEP_TOKENS.name, (*eng, "prefill")): 1_320_000.0,  # by_source local_compute
             (e.STEP_TOKENS.name, (*eng, "decode")): 600_000.0,
+            (e.PROMPT_KV_TOKENS.name, (*eng, "computed")): 1_320_000.0,
+            (e.PROMPT_KV_TOKENS.name, (*eng, "local_cache")): 980_078.0,  # 480041 + 500037
+            (e.PROMPT_KV_TOKENS.name, (*eng, "external")): 0.0,
             (e.KV_BLOCK_SIZE.name, eng): 16.0,
             (e.KV_CAPACITY_BLOCKS.name, eng): 60_000.0,  # 30000 per rank
             (e.FLOPS.name, eng): 1.2e16,  # (3.2e15 + 2.8e15) x 4 GPUs / 2 ranks
@@ -114,7 +118,7 @@ def test_vllm_v1_sums_data_parallel_ranks_and_scales_per_gpu_counters() -> None:
     e2e = histogram(found, (e.E2E.name, eng))
     assert (len(e2e.bounds), e2e.count) == (21, 1905.0)
     assert e2e.sum == pytest.approx(11_381.95)
-    assert len(found) == 27
+    assert len(found) == 29
 
 
 def test_vllm_per_gpu_counters_need_declared_gpus() -> None:
@@ -176,11 +180,14 @@ def test_sglang_realtime_tokens_feed_the_prefix_cache_and_tp_replicas_count_once
             (e.RUNNING_SEQUENCES.name, eng): 24.0,  # tp_rank 0 and 1 repeat one scheduler
             (e.WAITING_REQUESTS.name, eng): 6.0,
             (e.KV_USAGE.name, eng): 0.55,
+            (e.KV_USED_BLOCKS.name, eng): 275_000.0,  # num_used_tokens / page_size 1
             (e.PREFIX_QUERIED.name, eng): 2_900_000.0,  # prefill_compute + prefill_cache
             (e.PREFIX_HIT.name, eng): 900_000.0,  # prefill_cache
             (e.STEP_TOKENS.name, (*eng, "prefill")): 2_000_000.0,
             (e.STEP_TOKENS.name, (*eng, "decode")): 1_500_000.0,
-            (e.STEP_BUSY.name, eng): 1_500.75,  # extend + decode categories
+            (e.PROMPT_KV_TOKENS.name, (*eng, "computed")): 2_000_000.0,
+            (e.PROMPT_KV_TOKENS.name, (*eng, "local_cache")): 900_000.0,
+            (e.STEP_BUSY.name, eng): 1_500.75,  # gpu_execution_seconds_total, both categories
             (e.PREEMPTIONS.name, eng): 4.0,
             (e.PROMPT_TOKENS.name, eng): 2_900_000.0,
             (e.PROMPT_CACHED_TOKENS.name, eng): 900_000.0,
@@ -199,7 +206,7 @@ def test_sglang_realtime_tokens_feed_the_prefix_cache_and_tp_replicas_count_once
     assert (ttft.count, ttft.sum) == (2100.0, 1260.5)
     assert histogram(found, (e.ITL.name, eng)).count == 1_477_900.0
     assert histogram(found, (e.E2E.name, eng)).sum == 25_200.0
-    assert len(found) == 21
+    assert len(found) == 24
 
 
 def test_sglang_data_parallel_ranks_add_up() -> None:
@@ -306,6 +313,31 @@ def hook_samples(engine: str) -> list[Sample]:
         e.GENERATED_TOKENS.sample(1_450_000.0, *m),
         e.FINISHED_REQUESTS.sample(4_000.0, *m),
         e.HOOK_ERRORS.sample(2.0, *m),
+        e.KV_EVICTED_TOKENS.sample(24_000.0, *m),
+        e.KV_LOADED_TOKENS.sample(8_000.0, *m),
+        e.EXTERNAL_PREFIX_QUERIED.sample(600_000.0, *m),
+        e.EXTERNAL_PREFIX_HIT.sample(150_000.0, *m),
+        e.PREEMPTED_TOKENS.sample(30_000.0, *m),
+        hist(e.KV_BLOCK_LIFETIME, (0.0,) * 10 + (5.0, 20.0, 60.0) + (75.0,) * 8, 800.0, 75.0),
+        hist(e.KV_BLOCK_IDLE, (0.0,) * 8 + (10.0, 40.0, 70.0) + (75.0,) * 10, 90.0, 75.0),
+        hist(e.KV_BLOCK_REUSE_GAP, (0.0,) * 6 + (30.0, 90.0, 120.0) + (130.0,) * 12, 40.0, 130.0),
+        e.WAITING_BY_REASON.sample(4.0, *m, "capacity"),
+        e.WAITING_BY_REASON.sample(1.0, *m, "deferred"),
+        e.SLEEP_STATE.sample(1.0, *m, "awake"),
+        e.PROMPT_KV_TOKENS.sample(600_000.0, *m, "computed"),
+        e.PROMPT_KV_TOKENS.sample(400_000.0, *m, "local_cache"),
+        hist(
+            e.REQUEST_PREFILL_COMPUTED,
+            (0.0,) * 5 + (100.0, 400.0, 1_500.0, 3_000.0, 3_800.0) + (4_000.0,) * 9,
+            600_000.0,
+            4_000.0,
+        ),
+        e.SPEC_DRAFTS.sample(10_000.0, *m),
+        e.SPEC_DRAFT_TOKENS.sample(30_000.0, *m),
+        e.SPEC_ACCEPTED_TOKENS.sample(18_000.0, *m),
+        e.SPEC_POSITION_ACCEPTED.sample(8_000.0, *m, "0"),
+        e.SPEC_POSITION_ACCEPTED.sample(6_000.0, *m, "1"),
+        e.SPEC_POSITION_ACCEPTED.sample(4_000.0, *m, "2"),
         e.KV_PREDICTED_HIT_RATIO.sample(0.31, *m, "0.5"),
         e.KV_PREDICTED_HIT_RATIO.sample(0.47, *m, "2"),
         e.KV_PREDICTED_HIT_RATIO.sample(0.52, *m, "4"),
@@ -377,10 +409,14 @@ def test_auto_detects_the_kind_from_name_prefixes(name: str, kind: str) -> None:
     assert {labels[2] for metric, labels in found if metric == e.ENGINE_INFO.name} == {kind}
 
 
-def test_our_hooks_win_detection_over_the_engines_own_names() -> None:
+def test_a_page_with_an_engines_names_and_ours_is_that_engine() -> None:
     text = fixture("vllm_old.txt") + fixture("gpumetrics_hooks.txt")
     found = values(collection_from_text(text, EngineConfig("x", URL)))
-    assert (e.ENGINE_INFO.name, ("x", HOOKS_MODEL, "gpumetrics")) in found
+    # The hooks carry every family, so every family comes from them (see test_engine_truth.py
+    # for a page where vLLM keeps the families ours lack).
+    expected: Values = {(s.metric, s.labels): s.value for s in hook_samples("x")}
+    expected[(e.ENGINE_INFO.name, ("x", HOOKS_MODEL, "vllm"))] = 1.0
+    assert found == expected
 
 
 def test_auto_on_an_unknown_exposition_raises_unknown_kind() -> None:

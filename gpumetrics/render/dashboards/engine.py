@@ -27,7 +27,7 @@ ANSWERS = (
     "Is the KV cache the bottleneck, and what does that cost? KV usage and blocks, prefix-cache "
     "hit and miss ratios, evictions, recomputed tokens and the FLOPs they waste, preemptions; "
     "batch size and tokens per step against their limits; TTFT, inter-token latency and "
-    "request duration percentiles."
+    "request duration percentiles; how long KV blocks live and idle before eviction."
 )
 
 _C = DEFAULT_CONFIG
@@ -237,10 +237,14 @@ def _batching() -> Row:
 
 def _quantiles(title: str, spec: MetricSpec, steps: Steps) -> timeseries.Panel:
     bucket_rate = rate(f"{spec.name}_bucket", RATE_INTERVAL, ENGINE)
-    buckets = f"sum by (le, instance, engine, model) ({bucket_rate})"
+    buckets = f"sum by (le, instance, job, engine, model) ({bucket_rate})"
     return timeseries_panel(
         title,
-        describe(spec, "p50, p90 and p99 from the histogram buckets."),
+        describe(
+            spec,
+            "p50, p90 and p99 from the histogram buckets, per engine: each engine keeps its "
+            "own buckets, so quantiles are never taken over a sum of engines.",
+        ),
         "s",
         [
             Q(f"histogram_quantile({q}, {buckets})", f"p{round(q * 100)} {_WHO}")
@@ -266,6 +270,19 @@ def _latency() -> Row:
             _quantiles(
                 "Request duration", e.E2E, ((None, "green"), (30.0, "orange"), (120.0, "red"))
             ),
+        ],
+    )
+
+
+def _residency() -> Row:
+    """vLLM's only eviction signal (--kv-cache-metrics): sampled, so quantiles, not counts."""
+    neutral = ((None, "blue"),)
+    return Row(
+        "KV block residency (vLLM --kv-cache-metrics, sampled)",
+        [
+            _quantiles("Block lifetime until eviction", e.KV_BLOCK_LIFETIME, neutral),
+            _quantiles("Idle time before eviction", e.KV_BLOCK_IDLE, neutral),
+            _quantiles("Gap between reuses", e.KV_BLOCK_REUSE_GAP, neutral),
         ],
     )
 
@@ -303,5 +320,5 @@ def engine_dashboard() -> db.Dashboard:
         TITLE,
         ANSWERS,
         [datasource_variable(), *fleet_variables(), *engine_variables()],
-        [_kv(), _recompute(), _batching(), _latency(), _throughput()],
+        [_kv(), _recompute(), _batching(), _latency(), _residency(), _throughput()],
     )

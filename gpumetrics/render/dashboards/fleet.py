@@ -5,6 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import timeseries
 
+from ...catalog import MetricSpec
 from ...catalog import engine as e
 from ..rules import DEFAULT_CONFIG
 from ..rules import recording as r
@@ -12,6 +13,7 @@ from ..rules.recording import help_of
 from .panels import (
     Q,
     Row,
+    Steps,
     build_dashboard,
     describe,
     gauge_panel,
@@ -27,7 +29,7 @@ TITLE = "Fleet capacity"
 ANSWERS = (
     "Is the fleet at capacity, and where? Load score (the larger of batch occupancy and "
     "KV-cache usage) per engine, node, cluster and region; how many engines are at capacity; "
-    "queue depth; and how KV-cache usage is spread across engines."
+    "queue depth; how KV-cache usage is spread across engines; and latency by cluster."
 )
 
 _CAP = DEFAULT_CONFIG.capacity_threshold
@@ -178,10 +180,53 @@ def _queue_and_kv() -> Row:
     )
 
 
+def _fleet_quantiles(title: str, spec: MetricSpec, steps: Steps) -> timeseries.Panel:
+    buckets = f"{r.FLEET_BUCKETS[spec.name]}{{{FLEET}}}"
+    return timeseries_panel(
+        title,
+        describe(
+            spec,
+            f"p50 and p99 by cluster and region from {help_of(r.FLEET_BUCKETS[spec.name])} "
+            "Engines keep their own buckets, so a cluster's quantile only uses the bounds "
+            "all its engines share: coarser than one engine's, never biased by a bound only "
+            "some engines have.",
+        ),
+        "s",
+        [
+            Q(
+                f"histogram_quantile({q}, {buckets})",
+                f"p{round(q * 100)} {{{{cluster}}}} {{{{region}}}}",
+            )
+            for q in (0.5, 0.99)
+        ],
+        steps=steps,
+        show_thresholds=True,
+        min_value=0.0,
+        width=8,
+    )
+
+
+def _latency() -> Row:
+    return Row(
+        "Latency by cluster",
+        [
+            _fleet_quantiles(
+                "Time to first token", e.TTFT, ((None, "green"), (1.0, "orange"), (5.0, "red"))
+            ),
+            _fleet_quantiles(
+                "Inter-token latency", e.ITL, ((None, "green"), (0.05, "orange"), (0.1, "red"))
+            ),
+            _fleet_quantiles(
+                "Request duration", e.E2E, ((None, "green"), (30.0, "orange"), (120.0, "red"))
+            ),
+        ],
+    )
+
+
 def fleet_dashboard() -> db.Dashboard:
     return build_dashboard(
         TITLE,
         ANSWERS,
         [datasource_variable(), *fleet_variables(), *engine_variables()],
-        [_now(), _load(), _queue_and_kv()],
+        [_now(), _load(), _queue_and_kv(), _latency()],
     )

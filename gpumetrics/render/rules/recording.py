@@ -6,6 +6,14 @@ hit ratio = rate(hit) / rate(queried); intensity = rate(flops) / rate(bytes); MF
 rate(flops) / peak FLOP/s of the engine's GPUs; MBU = rate(bytes) / their peak bandwidth;
 load score = max(batch occupancy, KV usage). Dashboards and alerts use the name constants
 below, never hand-typed names.
+
+Latency histograms keep each engine's own buckets (METRICS.md), so engines are summed only on
+the bounds all of them share: `FLEET_BUCKETS` keeps, per cluster and region, the `le` values
+that every histogram series there has (a bound is shared when the number of series carrying
+it equals the number of series), and sums the bucket rates on those. Cumulative counts at a
+shared bound add up exactly; at a bound only some engines have, `sum by (le)` would add only
+theirs and understate every quantile above it. Bounds compare as label strings; every engine
+series comes through our exporter, which writes them one way.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ __all__ = [
     "ENGINE_PEAK_BANDWIDTH",
     "ENGINE_PEAK_FLOPS",
     "ENGINE_RIDGE",
+    "FLEET_BUCKETS",
     "GPU_RIDGE",
     "INSTANCE_LOAD",
     "KV_HIT_RATIO",
@@ -89,6 +98,15 @@ ARITHMETIC_INTENSITY = _windowed("arithmetic_intensity")
 MFU = _windowed("mfu")
 MBU = _windowed("mbu")
 COMPUTE_BOUND = record_name("compute_bound", "rate5m")
+#: Bucket rates per cluster and region on the shared bounds, by latency histogram.
+FLEET_BUCKETS: Mapping[str, str] = MappingProxyType(
+    {
+        spec.name: record_name(
+            f"fleet_{spec.name.removeprefix('gpumetrics_engine_')}_bucket", "rate5m"
+        )
+        for spec in (e.TTFT, e.ITL, e.E2E)
+    }
+)
 
 _ON_ENGINE = f"on ({', '.join(ENGINE_JOIN)})"
 _ON_GPU = f"on ({', '.join(GPU_JOIN)})"
@@ -259,6 +277,31 @@ def _roofline() -> tuple[Recording, ...]:
     return tuple(rules)
 
 
+def _shared_bounds(bucket: str) -> str:
+    """Bucket rates summed by fleet and `le` on the bounds every series there has."""
+    fleet = ", ".join(FLEET_LABELS)
+    rates = rate(bucket, "5m")
+    return (
+        f"sum by ({fleet}, le) ({rates})\n"
+        f"and on ({fleet}, le)\n"
+        f"(\n  count by ({fleet}, le) ({rates})\n"
+        f"  == on ({fleet}) group_left\n"
+        f"  count by ({fleet}) (count {without('le')} ({rates}))\n)"
+    )
+
+
+def _latency() -> tuple[Recording, ...]:
+    return tuple(
+        Recording(
+            record,
+            _shared_bounds(f"{name}_bucket"),
+            f"{name} bucket rates per cluster and region, summed on the bounds every engine "
+            "there shares (engines keep their own buckets); histogram_quantile over it (5m).",
+        )
+        for name, record in FLEET_BUCKETS.items()
+    )
+
+
 def recording_groups(config: RuleConfig = DEFAULT_CONFIG) -> tuple[RuleGroup, ...]:
     """The recording-rule groups, in evaluation order (dependencies share a group)."""
     return (
@@ -268,6 +311,7 @@ def recording_groups(config: RuleConfig = DEFAULT_CONFIG) -> tuple[RuleGroup, ..
             "gpumetrics-roofline",
             _roofline() + pods.rules(COMPUTE_FLOPS["5m"], MEMORY_BYTES["5m"]),
         ),
+        RuleGroup("gpumetrics-latency", _latency()),
     )
 
 

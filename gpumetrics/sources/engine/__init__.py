@@ -7,8 +7,9 @@ name>, model=<served model>, plus `gpumetrics_engine_info{engine,model,kind}` an
 `gpumetrics_engine_gpu_info{engine,model,gpu,gpu_uuid}` per declared GPU (a GPU declared by
 index only has gpu_uuid "", by UUID only gpu ""). Kinds: gpumetrics (our hooks, identity
 map), vllm, sglang, trtllm (TensorRT-LLM on Triton), or auto (detected per scrape from the name
-prefixes). Failures raise `EngineError` with a code (errors.py); the Sampler marks the source
-down and the others keep flowing (DESIGN.md §3.5).
+prefixes, an engine's own before ours; where both are on one page our families win family by
+family, see `apply.py`). Failures raise `EngineError` with a code (errors.py); the Sampler
+marks the source down and the others keep flowing (DESIGN.md §3.5).
 """
 
 from __future__ import annotations

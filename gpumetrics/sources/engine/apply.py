@@ -18,6 +18,16 @@ Per-GPU counters (`estimated_flops_per_gpu_total`) become engine totals: the sum
 times the declared GPUs over the number of series (one series per data-parallel rank, GPUs
 split evenly across ranks). With no GPUs declared they are left out rather than guessed.
 
+Our families win over the engine's (the gpumetrics stat-logger plugin in vLLM, or our hooks in
+any engine, writing `gpumetrics_engine_*` on the engine's own page). The rule is per catalog
+family: every catalog family found under its own name on the page is taken from there, and
+the engine's map feeds only the families the page does not carry under our names. So each
+family has exactly one origin (nothing is counted twice: `steps_total{phase="mixed"}` from
+vLLM's iteration histogram never adds to the plugin's prefill/decode steps), and what only
+vLLM reports (its histograms, cache config) still comes through. The engine label of our
+series is the configured engine name like any other; the plugin's data-parallel rank label is
+aggregated like vLLM's `engine` rank.
+
 Where an engine reports used and total KV blocks but no ratio, the ratio is used / total.
 Non-finite values (NaN, +-Inf) are treated as absent. Counters pass through raw; each scrape is
 mapped on its own, so after an engine restart the (smaller) new values replace the old ones.
@@ -27,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ...catalog import MetricSpec
 from ...catalog import engine as e
@@ -35,8 +45,8 @@ from ...engine_config import AUTO, EngineConfig
 from ...samples import Collection, HistogramValue, Labels, Sample
 from .errors import INVALID_SERIES, UNKNOWN_KIND, EngineError
 from .page import Exposition, label_number
-from .per_engine import MAPS, detect_kind
-from .vocabulary import EngineMap, HistRule, PerGpu, Rule
+from .per_engine import GPUMETRICS, MAPS, detect_kind
+from .vocabulary import EngineMap, HistRule, PerBlock, PerGpu, Rule
 
 __all__ = ["map_exposition"]
 
@@ -54,23 +64,43 @@ def map_exposition(exposition: Exposition, config: EngineConfig) -> Collection:
             "set kind in the engine's config",
         )
     engine_map = MAPS[kind]
-    exposition = exposition.without_replicas(engine_map.replica_labels)
+    exposition = exposition.without_replicas(engine_map.replica_labels).only_totals(
+        engine_map.total_labels
+    )
     context = _Context.of(engine_map, exposition, config)
     builder = _Builder()
-    for rule in engine_map.rules:
-        _apply_rule(rule, exposition, context, builder)
-    for hist in engine_map.histograms:
-        _apply_histogram(hist, exposition, context, builder)
-    _apply_cache_info(engine_map, exposition, context, builder)
-    if config.gpus:
-        for per_gpu in engine_map.per_gpu:
-            _apply_per_gpu(per_gpu, len(config.gpus), exposition, context, builder)
+    if engine_map is not GPUMETRICS and exposition.has_prefix(GPUMETRICS.prefix):
+        ours = replace(
+            _Context.of(GPUMETRICS, exposition, config), default_model=context.default_model
+        )
+        _apply_map(GPUMETRICS, exposition, ours, config, builder)
+        builder.lock()
+    _apply_map(engine_map, exposition, context, config, builder)
     builder.derive_usage()
     samples = builder.samples()
     return Collection(
         tuple(samples + _info(samples, kind, config, context.default_model)),
         tuple(builder.errors),
     )
+
+
+def _apply_map(
+    engine_map: EngineMap,
+    exposition: Exposition,
+    context: _Context,
+    config: EngineConfig,
+    builder: _Builder,
+) -> None:
+    for rule in engine_map.rules:
+        _apply_rule(rule, exposition, context, builder)
+    for hist in engine_map.histograms:
+        _apply_histogram(hist, exposition, context, builder)
+    _apply_cache_info(engine_map, exposition, context, builder)
+    for per_block in engine_map.per_block:
+        _apply_per_block(per_block, exposition, context, builder)
+    if config.gpus:
+        for per_gpu in engine_map.per_gpu:
+            _apply_per_gpu(per_gpu, len(config.gpus), exposition, context, builder)
 
 
 def _info(samples: list[Sample], kind: str, config: EngineConfig, default: str) -> list[Sample]:
@@ -138,22 +168,36 @@ class _Context:
 class _Builder:
     """Values collected per catalog series, aggregated by `samples()`."""
 
-    __slots__ = ("_histograms", "_specs", "_values", "errors")
+    __slots__ = ("_histograms", "_locked", "_specs", "_values", "errors")
 
     def __init__(self) -> None:
         self._specs: dict[str, MetricSpec] = {}
         self._values: dict[tuple[str, Labels], list[float]] = {}
         self._histograms: dict[tuple[str, Labels], list[HistogramValue]] = {}
+        self._locked: frozenset[str] = frozenset()
         self.errors: list[str] = []
 
+    def lock(self) -> None:
+        """Families fed so far take no more values (our families win over the engine's)."""
+        self._locked = frozenset(self._specs)
+
+    def has(self, spec: MetricSpec, key: Labels) -> bool:
+        return spec.name in self._locked or (spec.name, key) in self._values
+
+    def value(self, spec: MetricSpec, key: Labels) -> float | None:
+        """The aggregated value of one series so far, None when it has none."""
+        values = self._values.get((spec.name, key))
+        return None if values is None else _aggregate(spec.name, values)
+
     def add(self, spec: MetricSpec, key: Labels, value: float) -> None:
-        if math.isfinite(value):
+        if math.isfinite(value) and spec.name not in self._locked:
             self._specs[spec.name] = spec
             self._values.setdefault((spec.name, key), []).append(value)
 
     def add_histogram(self, spec: MetricSpec, key: Labels, value: HistogramValue) -> None:
-        self._specs[spec.name] = spec
-        self._histograms.setdefault((spec.name, key), []).append(value)
+        if spec.name not in self._locked:
+            self._specs[spec.name] = spec
+            self._histograms.setdefault((spec.name, key), []).append(value)
 
     def derive_usage(self) -> None:
         """kv usage = used / capacity blocks where the engine gave blocks but no ratio."""
@@ -167,16 +211,18 @@ class _Builder:
     def samples(self) -> list[Sample]:
         samples: list[Sample] = []
         for (name, key), values in self._values.items():
-            if name in _MEAN:
-                value = sum(values) / len(values)
-            elif name in _MAX:
-                value = max(values)
-            else:
-                value = math.fsum(values)
-            samples.append(self._specs[name].sample(float(value), *key))
+            samples.append(self._specs[name].sample(_aggregate(name, values), *key))
         for (name, key), histograms in self._histograms.items():
             samples.append(self._specs[name].sample(_merge(histograms), *key))
         return samples
+
+
+def _aggregate(name: str, values: list[float]) -> float:
+    if name in _MEAN:
+        return sum(values) / len(values)
+    if name in _MAX:
+        return max(values)
+    return math.fsum(values)
 
 
 def _apply_rule(rule: Rule, exposition: Exposition, context: _Context, builder: _Builder) -> None:
@@ -193,17 +239,63 @@ def _apply_rule(rule: Rule, exposition: Exposition, context: _Context, builder: 
 def _apply_cache_info(
     engine_map: EngineMap, exposition: Exposition, context: _Context, builder: _Builder
 ) -> None:
+    """Block size and capacity from the info series' labels, where no rule gave them."""
     info = engine_map.cache_info
     if info is None:
         return
+    ranks = _ranks(exposition, engine_map.prefix, info.rank_label)
+    filled = {
+        (spec.name, context.key(spec, sample.labels))
+        for spec in (e.KV_BLOCK_SIZE, e.KV_CAPACITY_BLOCKS)
+        for sample in exposition.get(info.name)
+        if builder.has(spec, context.key(spec, sample.labels))
+    }
     for sample in exposition.get(info.name):
-        for spec, label in (
-            (e.KV_BLOCK_SIZE, info.block_size_label),
-            (e.KV_CAPACITY_BLOCKS, info.blocks_label),
+        pools = 1 if not info.rank_label or info.rank_label in sample.labels else ranks
+        for spec, label, times in (
+            (e.KV_BLOCK_SIZE, info.block_size_label, 1),
+            (e.KV_CAPACITY_BLOCKS, info.blocks_label, pools),
         ):
+            key = context.key(spec, sample.labels)
             number = label_number(sample.labels.get(label))
-            if number is not None:  # vLLM writes "None" before the cache is sized
-                builder.add(spec, context.key(spec, sample.labels), number)
+            if number is not None and (spec.name, key) not in filled:  # "None": not sized yet
+                builder.add(spec, key, number * times)
+
+
+def _ranks(exposition: Exposition, prefix: str, rank_label: str) -> int:
+    """Distinct values of `rank_label` on the engine's series (at least 1)."""
+    if not rank_label:
+        return 1
+    seen = {
+        sample.labels[rank_label]
+        for name, samples in exposition.by_name.items()
+        if name.startswith(prefix)
+        for sample in samples
+        if rank_label in sample.labels
+    }
+    return max(len(seen), 1)
+
+
+def _apply_per_block(
+    per_block: PerBlock, exposition: Exposition, context: _Context, builder: _Builder
+) -> None:
+    """tokens / block size of the same series, where the block size is known and no rule or
+    info series fed the family."""
+    for source in per_block.sources:
+        samples = source.samples(exposition)
+        if not samples:
+            continue
+        filled = {
+            key
+            for key in (context.key(per_block.spec, s.labels) for s in samples)
+            if builder.has(per_block.spec, key)
+        }
+        for sample in samples:
+            key = context.key(per_block.spec, sample.labels)
+            size = builder.value(e.KV_BLOCK_SIZE, context.key(e.KV_BLOCK_SIZE, sample.labels))
+            if key not in filled and size is not None and size > 0:
+                builder.add(per_block.spec, key, sample.value / size)
+        return
 
 
 def _apply_histogram(

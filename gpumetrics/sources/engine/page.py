@@ -67,6 +67,21 @@ class Exposition:
             kept[name] = tuple(sample for _, sample in best.values())
         return Exposition(kept)
 
+    def only_totals(self, total_labels: tuple[str, ...]) -> Exposition:
+        """Without the series that break a total down by one of `total_labels`: SGLang writes
+        a queue's total under `priority=""` and each priority again under `priority="<n>"`,
+        so summing them all would count every request twice."""
+        if not total_labels:
+            return self
+        return Exposition(
+            {
+                name: tuple(
+                    s for s in samples if not any(s.labels.get(label) for label in total_labels)
+                )
+                for name, samples in self.by_name.items()
+            }
+        )
+
     def histograms(self, base: str) -> Iterator[tuple[Mapping[str, str], HistogramValue | None]]:
         """Each series of histogram `base` (labels without `le`) and its value, or None when
         the series is inconsistent (bad `le`, counts going down, no `_sum`, no count)."""

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from ...catalog import MetricSpec
 from .page import Exposition, RawSample
 
-__all__ = ["CacheInfo", "EngineMap", "HistRule", "PerGpu", "Rule", "Src", "rule", "src"]
+__all__ = [
+    "CacheInfo",
+    "EngineMap",
+    "HistRule",
+    "PerBlock",
+    "PerGpu",
+    "Rule",
+    "Src",
+    "rule",
+    "src",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +69,26 @@ class HistRule:
 @dataclass(frozen=True, slots=True)
 class CacheInfo:
     """An info-style gauge whose labels carry the KV block size and block count
-    (`vllm:cache_config_info{block_size,num_gpu_blocks}`)."""
+    (`vllm:cache_config_info{block_size,num_gpu_blocks}`). It only fills what the map's
+    rules left empty. `rank_label` names the data-parallel rank label: newer vLLM writes one
+    info series per rank (each rank has its own pool, so the blocks add up); an info series
+    without it on a page whose other series carry n ranks describes each of the n pools."""
 
     name: str
     block_size_label: str
     blocks_label: str
+    rank_label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PerBlock:
+    """A gauge counted in tokens that feeds a family counted in blocks, divided by the
+    engine's block size (`sglang:kv_used_tokens` / `sglang:page_size`); SGLang allocates whole
+    pages, so the division is exact. Left out when the block size is unknown, and when a rule
+    already fed the family (`sglang:num_pages` before `max_total_num_tokens / page_size`)."""
+
+    spec: MetricSpec
+    sources: tuple[Src, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +107,11 @@ class EngineMap:
     `prefix` identifies the engine for kind="auto". `model_labels` are the engine's labels
     that name the served model, in preference order; with `configured_model_first` the
     configured model wins over them. `replica_labels` name ranks whose series repeat one state
-    (kept once, see `Exposition.without_replicas`); other extra labels (vLLM's `engine` data
-    parallel rank, `finished_reason`, ...) are aggregated away.
+    (kept once, see `Exposition.without_replicas`); `total_labels` name breakdowns whose
+    total is the series with the label empty (SGLang's `priority`: the total under
+    `priority=""`, each priority again under its number), so only the total is kept; other
+    extra labels (vLLM's `engine` data parallel rank, `finished_reason`, ...) are aggregated
+    away.
     """
 
     kind: str
@@ -93,7 +121,9 @@ class EngineMap:
     histograms: tuple[HistRule, ...] = ()
     cache_info: CacheInfo | None = None
     per_gpu: tuple[PerGpu, ...] = ()
+    per_block: tuple[PerBlock, ...] = ()
     replica_labels: tuple[str, ...] = ()
+    total_labels: tuple[str, ...] = ()
     configured_model_first: bool = False
 
 
