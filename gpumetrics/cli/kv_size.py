@@ -232,7 +232,7 @@ def kv_size(ctx: click.Context, /, **_: object) -> None:
 
 
 def _plot(report: SizingReport, title: str) -> bytes:
-    require("plot", "gpumetrics kv-size --plot and --html")  # checked at parsing already
+    require("plot", "gpumetrics kv-size --plot/--html")  # checked at parsing already
     from ..kvsize.plot import curve_png  # noqa: PLC0415 - matplotlib is optional
 
     return curve_png(report, title)

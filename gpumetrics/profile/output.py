@@ -26,7 +26,7 @@ def plots(report: ProfileReport) -> list[tuple[str, bytes]]:
     """(caption, PNG bytes) of the report's plots: the roofline, and decode tokens/s against
     batch when decode cells ran. PlotsUnavailableError without matplotlib."""
     try:
-        require("plot", "the report's plots")
+        require("plot", "plotting the report")
     except MissingExtraError as exc:
         raise PlotsUnavailableError(str(exc)) from None
     from .plot import roofline_png, throughput_png  # noqa: PLC0415 - matplotlib, on demand
