@@ -6,6 +6,7 @@ import graph has no circles (counting imports under TYPE_CHECKING and inside fun
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gpumetrics"
 #: Layer of each top-level module of the package; a module may import its own layer or lower.
 LAYERS = {
     "catalog": 0, "samples": 0, "units": 0, "errors": 0, "promtext": 0,
-    "costmodel": 1, "hardware": 1, "config": 1, "engine_config": 1, "settings": 1,
+    "costmodel": 1, "hardware": 1, "config": 1, "engine_config": 1, "settings": 1, "extras": 1,
     "hooks": 2, "derive": 2,
     "sources": 3, "kvsize": 3,
     "pipeline": 4, "testing": 4,
@@ -53,6 +54,32 @@ EXCLUSIVE = {
     "click": ("cli/",),
     "rich": ("cli/", "view/"),
     "matplotlib": ("profile/plot", "kvsize/plot"),
+}
+
+#: The modules that need an extra (gpumetrics/extras.py), per extra: the only modules that
+#: import its libraries, and the only ones that fail to import without it. Everything else
+#: reaches an optional library through `extras.require` (or `extras.LazyModule`), after which
+#: it may import these modules; so `pip install gpumetrics` (no extras) imports every other
+#: module. Path prefixes inside the package.
+EXTRA_MODULES = {
+    "otel": ("export/otel.py",),
+    "render": ("render/",),  # render/__init__ builds the dashboards with the grafana SDK
+    "web": (),  # export/server.py binds bcrypt as a LazyModule
+    "k8s": ("sources/pods/kubelet.py", "sources/pods/_proto/"),
+    "worker": tuple(f"{p}.py" for p in EXCLUSIVE["torch"]),
+    "plot": ("profile/plot.py", "kvsize/plot.py"),
+    # kvsize/plot.py is also the plot extra's (matplotlib, which itself needs numpy).
+    "kvsize": (
+        "kvsize/mrc.py",
+        "kvsize/plot.py",
+        "kvsize/reader.py",
+        "kvsize/records.py",
+        "kvsize/report.py",
+        "kvsize/shards.py",
+        "kvsize/sizing.py",
+        "kvsize/synthetic.py",
+        "kvsize/trace.py",
+    ),
 }
 
 #: The worker's torch-free core (DESIGN.md §2: "worker core" sits with sources, below its torch
@@ -311,3 +338,101 @@ def test_the_import_graph_has_no_circles() -> None:
     assert "gpumetrics.hooks.metrics" in graph["gpumetrics.hooks"]  # the graph is real
     circle = _find_cycle(graph)
     assert circle is None, f"an import circle (function-level imports count): {' -> '.join(circle)}"
+
+
+def _roots(extra: str) -> set[str]:
+    from gpumetrics.extras import EXTRAS  # noqa: PLC0415 - the module under test
+
+    return {m.split(".")[0] for m in EXTRAS[extra].modules}
+
+
+def test_every_extra_has_its_modules_listed() -> None:
+    from gpumetrics.extras import EXTRAS  # noqa: PLC0415
+
+    assert set(EXTRA_MODULES) == set(EXTRAS)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_optional_libraries_are_imported_only_by_their_extras_modules(path: Path) -> None:
+    relative = path.relative_to(PACKAGE).as_posix()
+    roots = {name.split(".")[0] for name in _imports(path)}
+    for extra, allowed in EXTRA_MODULES.items():
+        used = roots & _roots(extra)
+        assert not used or relative.startswith(allowed), (
+            f"{relative} imports {sorted(used)} of the {extra!r} extra; only {allowed} may: "
+            f"elsewhere use gpumetrics.extras.require({extra!r}, ...)"
+        )
+
+
+_BLOCKED_IMPORTS = """
+import importlib, importlib.abc, json, sys
+blocked = set(json.loads(sys.argv[1]))
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Blocker())
+failed = {}
+for module in json.loads(sys.argv[2]):
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        failed[module] = exc.name.split(".")[0] if exc.name else str(exc)
+print(json.dumps(failed))
+"""
+
+
+def _module_level_roots(path: Path) -> set[str]:
+    """Top-level package names `path` imports when it is imported: its body, class bodies and
+    if/try/with blocks, not functions and not `if TYPE_CHECKING:`."""
+    roots: set[str] = set()
+    todo = list(ast.parse(path.read_text()).body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+        elif isinstance(node, ast.If):
+            if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+                todo += node.body
+            todo += node.orelse
+        elif isinstance(node, ast.Try):
+            todo += node.body + node.orelse + node.finalbody
+            todo += [n for handler in node.handlers for n in handler.body]
+        elif isinstance(node, ast.With | ast.ClassDef):
+            todo += node.body
+    return roots
+
+
+def test_without_any_extra_only_the_extras_modules_fail_to_import() -> None:
+    """A real core install, simulated: every optional library blocked in a fresh interpreter,
+    every module of the package imported. Only EXTRA_MODULES fail, each for a library of its
+    own extra; one of them that imports fine must hold no module-level import of one (it
+    reaches its library lazily, after `require`)."""
+    roots = sorted(set().union(*(_roots(e) for e in EXTRA_MODULES)))
+    modules = [_module_name(p) for p in _modules() if p.name != "__main__.py"]
+    result = subprocess.run(
+        [sys.executable, "-c", _BLOCKED_IMPORTS, json.dumps(roots), json.dumps(modules)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    failed: dict[str, str] = json.loads(result.stdout)
+    assert "gpumetrics.export.otel" in failed  # the blocker works
+    expected: dict[str, set[str]] = {}  # module -> the roots of its extras
+    paths: dict[str, Path] = {}
+    for path in _modules():
+        relative = path.relative_to(PACKAGE).as_posix()
+        for extra, allowed in EXTRA_MODULES.items():
+            if allowed and relative.startswith(allowed):
+                expected.setdefault(_module_name(path), set()).update(_roots(extra))
+                paths[_module_name(path)] = path
+    assert set(failed) - set(expected) == set(), "core modules that need an extra"
+    for module, root in failed.items():
+        assert root in expected[module], f"{module} failed on {root}"
+    for module in set(expected) - set(failed):
+        eager = _module_level_roots(paths[module]) & expected[module]
+        assert not eager, f"{module} imports {eager} at module level yet imported without them"

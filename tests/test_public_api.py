@@ -12,6 +12,7 @@ PUBLIC = [
     "gpumetrics.samples",
     "gpumetrics.units",
     "gpumetrics.errors",
+    "gpumetrics.extras",
     "gpumetrics.hardware",
     "gpumetrics.costmodel",
     "gpumetrics.derive",

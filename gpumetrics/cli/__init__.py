@@ -1,6 +1,8 @@
 """The `gpumetrics` command. Thin wiring only: each subcommand lives in its own module and is
 imported only when it is run or its help is asked for, so `gpumetrics --help` loads click and
-nothing else of weight (no pynvml, prometheus_client, torch, yaml or bcrypt)."""
+nothing else of weight (no pynvml, prometheus_client, torch, yaml or bcrypt). A command that
+needs an extra that is not installed (gpumetrics/extras.py) ends with one line naming it,
+exit code 2."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from types import MappingProxyType
 import click
 
 from .. import __version__
+from ..extras import MissingExtraError
 
-__all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
+__all__ = ["COMMANDS", "ExtraNeeded", "LazyGroup", "cli", "main"]
 
 #: Subcommand -> (its module, whose attribute of the same name is the command; the first line
 #: of its help, which `gpumetrics --help` lists without importing it — a test holds the two
@@ -58,6 +61,13 @@ COMMANDS: Mapping[str, tuple[str, str]] = MappingProxyType(
 )
 
 
+class ExtraNeeded(click.ClickException):
+    """A MissingExtraError as the CLI reports it: `Error: <the one line>`, exit code 2 (the
+    code of a usage error: the command cannot run as asked on this install)."""
+
+    exit_code = 2
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use (click's lazy-group pattern), and
     whose command list is written from `COMMANDS` without importing any of them."""
@@ -72,6 +82,12 @@ class LazyGroup(click.Group):
         command = getattr(module, cmd_name.replace("-", "_"))  # kv-size: kv_size
         assert isinstance(command, click.Command)
         return command
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MissingExtraError as exc:  # raised while parsing options or running
+            raise ExtraNeeded(str(exc)) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in COMMANDS)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ..costmodel import DTYPE_BYTES
 from ..errors import ConfigError, GpumetricsError
+from ..extras import MissingExtraError, require
 from ..settings import KvSizeSettings
 from .loader import load_settings
 from .options import INT_LIST, OutputFile, resolve_gpu, resolve_model
@@ -150,12 +151,12 @@ def _empty(read: ReadReport) -> str:
 @click.option("--csv", "as_csv", is_flag=True, help="Print the rows as CSV.")
 @click.option(
     "--plot",
-    type=OutputFile(requires=("matplotlib", "pip install 'gpumetrics[plot]'")),
+    type=OutputFile(requires="plot"),
     help="Write a PNG.",
 )
 @click.option(
     "--html",
-    type=OutputFile(requires=("matplotlib", "pip install 'gpumetrics[plot]'")),
+    type=OutputFile(requires="plot"),
     help="Write HTML.",
 )
 @click.pass_context
@@ -165,6 +166,7 @@ def kv_size(ctx: click.Context, /, **_: object) -> None:
     Example: gpumetrics kv-size --trace conversation_trace.jsonl --format mooncake
     --model llama-3-70b --gpu h200 --target 0.9
     """
+    require("kvsize", "gpumetrics kv-size")  # numpy, before the modules that import it
     from ..kvsize.reader import ReadReport, load_tokenizer, read_trace  # noqa: PLC0415
     from ..kvsize.report import report_to_csv, report_to_dict, report_to_html  # noqa: PLC0415
     from ..kvsize.sizing import kv_costs, size, smallest_tp  # noqa: PLC0415
@@ -202,6 +204,8 @@ def kv_size(ctx: click.Context, /, **_: object) -> None:
         if s.strict and read.malformed_count:
             raise ConfigError("trace", read.malformed_summary())
         report = size(curve, capacities=capacities, costs=costs, target=s.target)
+    except MissingExtraError:
+        raise  # one line, exit 2 (cli.ExtraNeeded)
     except GpumetricsError as exc:
         raise click.UsageError(str(exc)) from None
     if read.malformed_count:
@@ -228,12 +232,9 @@ def kv_size(ctx: click.Context, /, **_: object) -> None:
 
 
 def _plot(report: SizingReport, title: str) -> bytes:
-    try:
-        from ..kvsize.plot import curve_png  # noqa: PLC0415 - matplotlib is optional
-    except ImportError:
-        raise click.UsageError(
-            "--plot and --html need matplotlib (pip install 'gpumetrics[plot]')"
-        ) from None
+    require("plot", "gpumetrics kv-size --plot/--html")  # checked at parsing already
+    from ..kvsize.plot import curve_png  # noqa: PLC0415 - matplotlib is optional
+
     return curve_png(report, title)
 
 

@@ -4,7 +4,6 @@ lookup. A bad value is a usage error (exit 2) naming the option, before any work
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from ..costmodel import ModelSpec, find_model
 from ..derive import parse_window
 from ..engine_config import EngineConfig, parse_engine_flag
 from ..errors import ConfigError, GpumetricsError
+from ..extras import require
 from ..hardware import GpuSpec, find_gpu, load_gpu_spec, with_overrides
 
 __all__ = [
@@ -112,12 +112,13 @@ class Quantity(_Type):
 class OutputFile(_Type):
     """A file the command will write: its directory must exist and be writable, and the path
     must not be a directory, so a bad path fails before the work rather than after it.
-    `requires` names a module the file needs (checked without importing it)."""
+    `requires` names the extra the file needs (gpumetrics/extras.py), checked before the work
+    too: without it, MissingExtraError names the command, the option and the extra."""
 
     name = "FILE"
 
-    def __init__(self, requires: tuple[str, str] | None = None) -> None:
-        self.requires = requires  # (module, how to install it)
+    def __init__(self, requires: str | None = None) -> None:
+        self.requires = requires
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -132,8 +133,10 @@ class OutputFile(_Type):
             path.exists() and not os.access(path, os.W_OK)
         ):
             self.fail(f"{str(path)!r} is not writable", param, ctx)
-        if self.requires is not None and importlib.util.find_spec(self.requires[0]) is None:
-            self.fail(f"needs {self.requires[0]}: {self.requires[1]}", param, ctx)
+        if self.requires is not None:
+            command = ctx.command_path if ctx is not None else "gpumetrics"
+            option = param.opts[0] if param is not None and param.opts else "this file"
+            require(self.requires, f"{command} {option}")
         return path
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 from ..costmodel.fit import DoesNotFitError
 from ..engine_config import AUTO, KINDS
 from ..errors import ConfigError, GpumetricsError
+from ..extras import MissingExtraError, require
 from ..profile.measure import CellSpec
 from ..profile.output import PlotsUnavailableError, write_outputs
 from ..profile.report import ProfileReport
@@ -52,7 +53,7 @@ _SWEEP_ONLY = ("batch", "context", "chunk", "device", "calibrate", "kv_blocks", 
 _ATTACH_ONLY = ("kind", "gpus", "duration", "interval")
 _POSITIVE = click.IntRange(min=1)
 _FILE = OutputFile()
-_PNG = OutputFile(requires=("matplotlib", "pip install 'gpumetrics[plot]'"))
+_PNG = OutputFile(requires="plot")
 
 
 @click.command()
@@ -135,6 +136,8 @@ def profile(ctx: click.Context, /, **_: object) -> None:
         report = _attach(s, err) if s.attach else _sweep(s, err)
     except DoesNotFitError as exc:  # bad input: a model too big for the device
         raise DoesNotFit(str(exc)) from None
+    except MissingExtraError:
+        raise  # one line, exit 2 (cli.ExtraNeeded)
     except ConfigError as exc:
         if exc.key.startswith("--"):
             raise click.BadParameter(exc.problem, param_hint=exc.key) from None
@@ -152,15 +155,11 @@ def profile(ctx: click.Context, /, **_: object) -> None:
 
 def _worker_parts() -> WorkerParts:
     """The reference worker's torch side (imported only for a sweep)."""
-    try:
-        from ..worker.calibrate import calibrate  # noqa: PLC0415 - torch, only when needed
-        from ..worker.cell_runner import WorkerRunner, cuda_memory_free  # noqa: PLC0415
-        from ..worker.runner import check_device  # noqa: PLC0415
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the sweep runs the reference worker, which needs torch ({exc}): "
-            "pip install 'gpumetrics[worker]'; or attach to an engine with --engine URL"
-        ) from None
+    require("worker", "gpumetrics profile's sweep (or attach to an engine: --engine URL)")
+    from ..worker.calibrate import calibrate  # noqa: PLC0415 - torch, only when needed
+    from ..worker.cell_runner import WorkerRunner, cuda_memory_free  # noqa: PLC0415
+    from ..worker.runner import check_device  # noqa: PLC0415
+
     return WorkerParts(
         check_device=check_device,
         runner=WorkerRunner,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..extras import require
 from ..settings import RenderSettings
 from .loader import load_settings
 
@@ -40,7 +41,9 @@ def render(ctx: click.Context, /, **_: object) -> None:
     Each file is replaced atomically (a temporary file, then a rename).
     """
     s = load_settings(RenderSettings, ctx)
-    # Imported here: grafana-foundation-sdk is heavy, and `serve` processes never render.
+    # Imported here: grafana-foundation-sdk is heavy (the `render` extra), and `serve`
+    # processes never render.
+    require("render", "gpumetrics render")
     from ..render import check, find_checkout, write  # noqa: PLC0415
     from ..render.rules.model import DEFAULT_CONFIG  # noqa: PLC0415
 

@@ -23,11 +23,12 @@ from ..catalog import MetricSpec, Source
 from ..config import FileConfig, WebConfig, load_config, load_web_config, select_specs
 from ..derive import DerivedGauges, parse_window
 from ..errors import ConfigError, GpumetricsError
+from ..extras import MissingExtraError, require
 from ..hardware import GpuSpec, find_gpu
 from ..settings import ServeSettings
 from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
 from ..sources.pods import MODES
-from ..sources.pods.kubelet import DEFAULT_SOCKET, GRPC_HINT, grpc_available
+from ..sources.pods.kubelet import DEFAULT_SOCKET
 from ..testing import FakeProfile, parse_fake_gpus
 from ..testing.workloads import WORKLOADS
 from ._build import build_sources
@@ -212,6 +213,8 @@ def serve(ctx: click.Context, /, **_: object) -> None:
     settings = load_settings(ServeSettings, ctx, actions=("print_config",))
     try:
         prepared = _prepare(settings)
+    except MissingExtraError:
+        raise  # one line, exit 2 (cli.ExtraNeeded)
     except GpumetricsError as exc:
         raise click.UsageError(str(exc)) from None
     if ctx.params["print_config"]:
@@ -243,11 +246,16 @@ def _prepare(settings: ServeSettings) -> _Prepared:
             f"{settings.derived_window} holds fewer than two sampling cycles of --interval "
             f"{settings.interval:g}s",
         )
-    if settings.pod_attribution == "kubelet" and not grpc_available():
-        raise ConfigError("--pod-attribution", f"kubelet needs grpcio: {GRPC_HINT}")
+    if settings.pod_attribution == "kubelet":
+        require("k8s", "gpumetrics serve --pod-attribution kubelet")
+    web = load_web_config(settings.web_config) if settings.web_config else None
+    if web is not None and web.basic_auth_users:
+        require("web", "basic auth (basic_auth_users in --web-config)")
+    if settings.otlp_endpoint:
+        require("otel", "gpumetrics serve --otlp-endpoint")
     return _Prepared(
         specs=select_specs(catalog.ALL, settings.include, settings.exclude),
-        web=load_web_config(settings.web_config) if settings.web_config else None,
+        web=web,
         gpu=find_gpu(settings.gpu) if settings.gpu else None,
         fake=parse_fake_gpus(settings.fake_gpus) if settings.fake_gpus else None,
     )

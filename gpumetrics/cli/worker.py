@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ..costmodel import ModelSpec
 from ..costmodel.fit import MemoryNeed, host_memory_available, memory_need
+from ..extras import require
 from ..settings import WorkerSettings
 from ._fit import first_line, refuse_unless_fits
 from .loader import load_settings
@@ -102,13 +103,10 @@ def worker(ctx: click.Context, /, **_: object) -> None:
     if s.device == "cpu" and not spec.is_moe:  # MoE is refused below, fit or not
         # before torch loads: a model too big must fail in milliseconds
         refuse_unless_fits(spec, need, host_memory_available(), "this host (MemAvailable)")
-    try:
-        from ..worker import SCENARIOS, ByteTokenizer, ChatLoad, Engine, EngineConfig, run_load  # noqa: PLC0415
-        from ..worker.runner import check_device  # noqa: PLC0415
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the worker needs torch ({exc}); install it: pip install 'gpumetrics[worker]'"
-        ) from None
+    require("worker", "gpumetrics worker")  # torch
+    from ..worker import SCENARIOS, ByteTokenizer, ChatLoad, Engine, EngineConfig, run_load  # noqa: PLC0415
+    from ..worker.runner import check_device  # noqa: PLC0415
+
     try:
         check_device(s.device)
     except ValueError as exc:

@@ -22,10 +22,11 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import bcrypt
-
 from ..config import WebConfig
 from ..errors import ConfigError, GpumetricsError
+from ..extras import LazyModule
+
+bcrypt = LazyModule("web", "basic auth (basic_auth_users in --web-config)")  # the web extra
 
 __all__ = ["MetricsServer", "PortInUseError", "RenderMetrics"]
 

@@ -20,6 +20,7 @@ from typing import IO, Final
 import numpy as np
 
 from ..errors import ConfigError
+from ..extras import require
 from .hashing import MASK64
 from .records import FORMATS, Encode, RecordError, detect, parse
 from .trace import Request, Trace
@@ -68,14 +69,9 @@ class ReadReport:
 def load_tokenizer(path: Path) -> Encode:
     """A Hugging Face `tokenizer.json` through the `tokenizers` library (special tokens added
     as an engine adds them)."""
+    tokenizers = require("kvsize", "reading tokenizer.json (--tokenizer)", "tokenizers")
     try:
-        from tokenizers import Tokenizer  # noqa: PLC0415 - optional dependency
-    except ImportError:
-        raise ConfigError(
-            "tokenizer", "reading tokenizer.json needs the 'tokenizers' package (pip install)"
-        ) from None
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer = tokenizers.Tokenizer.from_file(str(path))
     except Exception as exc:  # the library raises its own Exception subclasses
         raise ConfigError("tokenizer", f"cannot load {path}: {exc}") from None
 

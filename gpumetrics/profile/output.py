@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..extras import MissingExtraError, require
 from .measure import DECODE
 from .report import ProfileReport, report_to_dict
 from .report_csv import report_to_csv
@@ -25,11 +26,11 @@ def plots(report: ProfileReport) -> list[tuple[str, bytes]]:
     """(caption, PNG bytes) of the report's plots: the roofline, and decode tokens/s against
     batch when decode cells ran. PlotsUnavailableError without matplotlib."""
     try:
-        from .plot import roofline_png, throughput_png  # noqa: PLC0415 - matplotlib, on demand
-    except ImportError as exc:
-        raise PlotsUnavailableError(
-            f"plots need matplotlib ({exc}): pip install 'gpumetrics[plot]'"
-        ) from None
+        require("plot", "plotting the report")
+    except MissingExtraError as exc:
+        raise PlotsUnavailableError(str(exc)) from None
+    from .plot import roofline_png, throughput_png  # noqa: PLC0415 - matplotlib, on demand
+
     images = [("Roofline: achieved FLOP/s against arithmetic intensity", roofline_png(report))]
     if any(r.numbers is not None and r.cell.phase == DECODE for r in report.results):
         caption = "Decode tokens/s against batch (dotted: what the roofline allows)"

@@ -109,10 +109,12 @@ def test_bad_arguments_are_usage_errors(args: tuple[str, ...]) -> None:
 
 
 def test_without_torch_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "gpumetrics.worker", None)  # import now raises ImportError
+    monkeypatch.setitem(sys.modules, "torch", None)  # import now raises ImportError
     code, _, err = _run("--requests", "1")
-    assert code == 1
-    assert "gpumetrics[worker]" in err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "Error: gpumetrics worker needs the 'worker' extra: pip install 'gpumetrics[worker]'"
+    ]
 
 
 def test_the_cli_lists_the_workers_attention_paths() -> None:
