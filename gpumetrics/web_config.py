@@ -226,7 +226,9 @@ def _http_options(http: dict[str, Any], source: str) -> dict[str, Any]:
             for name, text in value.items():
                 if name not in _HEADERS:
                     raise ConfigError(
-                        f"{where}.{name}", f"not allowed; allowed: {', '.join(_HEADERS)}", source
+                        f"{where}.{name}",
+                        f"not allowed; allowed: {', '.join(_HEADERS)}",
+                        source=source,
                     )
                 allowed = _HEADERS[name]
                 if not isinstance(text, str) or "\r" in text or "\n" in text:
@@ -260,14 +262,14 @@ def load_web_config(path: Path) -> WebConfig:
     except OSError as exc:
         raise ConfigError("web config", f"cannot read: {exc.strerror}", source=source) from exc
     except yaml.YAMLError as exc:
-        problem = " ".join(str(exc).split())
-        raise ConfigError("web config", f"not valid YAML: {problem}", source=source) from exc
+        one_line = " ".join(str(exc).split())
+        raise ConfigError("web config", f"not valid YAML: {one_line}", source=source) from exc
     if not isinstance(data, dict):
         raise ConfigError("web config", "must be a mapping", source=source)
     for key in data:
         if key == "rate_limit":
             raise ConfigError(
-                key, "not supported (failed logins are rate-limited per client)", source
+                key, "not supported (failed logins are rate-limited per client)", source=source
             )
         if key not in ("tls_server_config", "basic_auth_users", "http_server_config"):
             raise ConfigError(
@@ -282,7 +284,9 @@ def load_web_config(path: Path) -> WebConfig:
     _check(users, dict, "basic_auth_users", source=source)
     _check(http, dict, "http_server_config", source=source)
     for user, hashed in users.items():
-        problem = check_bcrypt_hash(hashed) if isinstance(hashed, str) else "must be a string"
+        problem: str | None = "must be a string"
+        if isinstance(hashed, str):
+            problem = check_bcrypt_hash(hashed)
         if problem is not None:
             raise ConfigError(f"basic_auth_users.{user}", problem, source=source)
 

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 BACKLOG = 1024
 #: Seconds a client may take to read a response before it is closed.
 WRITE_TIMEOUT_S = 30.0
+#: Seconds a refused or malformed connection is drained before it is closed.
+LINGER_S = 1.0
 _WRITE_HIGH_WATER = 256 * 1024
 
 
@@ -150,6 +152,7 @@ class _Connection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self.client = "?"
         self.cert_problem: str | None = None
+        self._eof = False
 
     # -- asyncio.Protocol --
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -183,10 +186,11 @@ class _Connection(asyncio.Protocol):
             self._transport.pause_reading()  # pipelined requests wait, bounded
 
     def eof_received(self) -> bool | None:
-        if self._state in ("idle", "reading"):
-            self._close()
-        # A busy plain connection finishes its response, then closes (TLS cannot half-close).
-        return self._front.ssl_context is None
+        self._eof = True
+        if self._state == "busy" and self._front.ssl_context is None:
+            return True  # finish the response, then close (TLS cannot half-close)
+        self._close()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = "closed"
@@ -243,7 +247,7 @@ class _Connection(asyncio.Protocol):
             body = b"too many connections; retry later\n"
             response = Response(503, body, headers=(("Retry-After", "1"),))
             transport.write(encode_head(response, keep_alive=False, extra={}) + body)
-        transport.close()
+        self._close(linger=True)
 
     def _next_request(self) -> None:
         end = self._buffer.find(b"\r\n\r\n")
@@ -275,17 +279,19 @@ class _Connection(asyncio.Protocol):
         self._state = "busy"
         self._cancel_timer()
         body = f"{error.problem}\n".encode()
-        self._write(Response(error.status, body), keep_alive=False, head_only=False)
+        self._write(Response(error.status, body), keep_alive=False, head_only=False, linger=True)
 
-    def _write(self, response: Response, *, keep_alive: bool, head_only: bool) -> None:
+    def _write(
+        self, response: Response, *, keep_alive: bool, head_only: bool, linger: bool = False
+    ) -> None:
         transport = self._transport
         if self._state == "closed" or not isinstance(transport, asyncio.WriteTransport):
             return
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         head = encode_head(response, keep_alive=keep_alive, extra=self._front.headers)
         transport.write(head if head_only else head + response.body)
-        if not keep_alive:
-            self._close()
+        if not keep_alive or self._eof:
+            self._close(linger=linger)
             return
         self._become_idle(self._front.web.idle_timeout_s)
         if self._buffer:  # a pipelined request already arrived
@@ -309,16 +315,27 @@ class _Connection(asyncio.Protocol):
         else:
             self._close()
 
-    def _close(self) -> None:
-        """Close gracefully (pending output is flushed first)."""
+    def _close(self, *, linger: bool = False) -> None:
+        """Close gracefully (pending output is flushed first). With `linger`, after an error
+        reply to a client that may still be sending: half-close and discard what arrives
+        until its EOF (or LINGER_S), so the kernel does not answer unread bytes with a reset
+        that destroys the reply before the client reads it."""
         self._state = "closed"
         self._cancel_timer()
         self._front.forget(self)
         transport = self._transport
-        if transport is not None:
+        if transport is None:
+            return
+        if not isinstance(transport, asyncio.WriteTransport):
             transport.close()
-            if isinstance(transport, asyncio.WriteTransport) and transport.get_write_buffer_size():
-                self._loop.call_later(WRITE_TIMEOUT_S, transport.abort)  # a client not reading
+            return
+        if transport.get_write_buffer_size():
+            self._loop.call_later(WRITE_TIMEOUT_S, transport.abort)  # a client not reading
+        if linger and not self._eof and transport.can_write_eof():
+            transport.write_eof()
+            self._loop.call_later(LINGER_S, transport.close)
+        else:
+            transport.close()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

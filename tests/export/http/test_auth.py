@@ -98,7 +98,7 @@ def test_client_keys() -> None:
 
 @pytest.mark.parametrize("hashed", ["plaintext", "$2y$10$short", "$2y$99$" + "a" * 53])
 def test_malformed_hashes_are_refused(hashed: str) -> None:
-    with pytest.raises(ConfigError, match="basic_auth_users.u"):
+    with pytest.raises(ConfigError, match=r"basic_auth_users\.u"):
         BasicAuth({"u": hashed})
 
 
