@@ -16,6 +16,7 @@ Each connection costs a few kilobytes and no thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
@@ -79,8 +80,8 @@ class Front:
         if self._thread is None:
             self._sock.close()
             return
-        if self._loop.is_running():
-            self._loop.call_soon_threadsafe(self._shutdown)
+        with contextlib.suppress(RuntimeError):  # RuntimeError: the loop is already closed
+            self._loop.call_soon_threadsafe(self._shutdown)  # runs once the loop does
         self._thread.join(timeout)
 
     def _run(self) -> None:

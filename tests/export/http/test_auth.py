@@ -142,3 +142,14 @@ def test_a_hammering_client_is_limited_while_another_still_gets_in(port: int) ->
     assert statuses[:5] == [401] * 5  # the burst
     assert 429 in statuses[5:]
     assert _get(port, _header("prometheus", "s3cret"), source="127.0.0.2") == 200
+
+
+def test_credentials_are_checked_before_any_body_is_read(port: int) -> None:
+    head = b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)  # the announced 100 MB never come
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 401 ")
+    assert b"Connection: close" in reply
