@@ -7,7 +7,9 @@ Sampler and PrometheusEndpoint), so client work does not share its GIL. Measured
 1. render: wall time of rendering /metrics from the cached snapshot in-process (plain and
    gzip), which is what each scrape costs the exporter;
 2. idle: 1,000 idle TCP connections held open, then fresh scrapes one at a time: latency of
-   each (target < 50 ms), with how many idle connections the front closed to admit them;
+   each (target < 50 ms), with how many idle connections the front closed to admit them; and
+   the issue's case side by side with the thread-per-connection server this front replaced
+   (loaded from git at BASELINE): open-files limit 256, 300 idle connections, then scrapes;
 3. concurrent: 200 keep-alive scrapers in lock-step rounds: per-request latency p50/p99
    (target p99 < 100 ms);
 4. auth: 16 clients sending wrong passwords as fast as they can (from one address, then from
@@ -30,6 +32,7 @@ import resource
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,8 +50,30 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
-def serve(auth: bool) -> None:
-    """Child process: 8 fake H200s, sampled once, served until stdin closes."""
+#: The commit before this front: its thread-per-connection server is the baseline.
+BASELINE = "5e2eea4"
+
+
+def _baseline_server() -> type:
+    """MetricsServer as it was at BASELINE (ThreadingHTTPServer), loaded from git."""
+    import importlib.util  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.check_output(
+        ["git", "-C", str(root), "show", f"{BASELINE}:gpumetrics/export/server.py"], text=True
+    )
+    spec = importlib.util.spec_from_loader("gpumetrics.export._baseline_server", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "gpumetrics.export"
+    exec(compile(source, f"{BASELINE}:server.py", "exec"), module.__dict__)
+    return module.MetricsServer  # type: ignore[no-any-return]
+
+
+def serve(mode: str, nofile: int) -> None:
+    """Child process: 8 fake H200s, sampled once, served until stdin closes. `mode`: plain,
+    auth (a bcrypt cost-10 user) or baseline (the old server); `nofile`: soft open-files
+    limit (0: the hard limit)."""
     import bcrypt  # noqa: PLC0415
 
     from gpumetrics.config import WebConfig  # noqa: PLC0415
@@ -59,13 +84,22 @@ def serve(auth: bool) -> None:
     from gpumetrics.testing import FakeNvml, parse_fake_gpus  # noqa: PLC0415
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile or hard, hard))
+    auth = mode == "auth"
     users = {"prometheus": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(10)).decode()}
     with FakeNvml(parse_fake_gpus("h200x8")):
         sampler = Sampler([NvmlSource()], interval=1.0)
         sampler.sample_once()
         endpoint = PrometheusEndpoint(sampler.snapshot)
         web = WebConfig(basic_auth_users=users if auth else {})
+        if mode == "baseline":
+            old = _baseline_server()("127.0.0.1", 0, endpoint.render, web=web)
+            old.start()
+            print(old.port, 0, flush=True)
+            sys.stdin.read()
+            print(json.dumps({"threads": threading.active_count()}))
+            old.stop()
+            return
         server = MetricsServer("127.0.0.1", 0, endpoint.render, web=web)
         server.start()
         print(server.port, server.front.max_connections, flush=True)
@@ -102,9 +136,9 @@ def render_cost(repeats: int) -> dict[str, object]:
 
 
 class _Child:
-    def __init__(self, auth: bool) -> None:
+    def __init__(self, mode: str, nofile: int = 0) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "auth" if auth else "plain"],
+            [sys.executable, __file__, "--serve", f"{mode},{nofile}"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -144,13 +178,22 @@ async def _scrape_once(port: int, header: str = "", source: str = "127.0.0.1") -
 
 async def idle_then_scrape(port: int, idle: int, scrapes: int) -> dict[str, object]:
     held = []
+    refused = 0
     for _ in range(idle):
-        sock = socket.create_connection(("127.0.0.1", port))
-        held.append(sock)
+        try:  # a server that stops accepting leaves its small backlog full: connects time out
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=2.0))
+        except OSError:
+            refused += 1
+            if refused >= 3:
+                break
     await asyncio.sleep(0.5)
     times = []
+    failed = 0
     for _ in range(scrapes):
-        times.append(await _scrape_once(port))
+        try:
+            times.append(await asyncio.wait_for(_scrape_once(port), 5.0))
+        except (OSError, TimeoutError, AssertionError, asyncio.IncompleteReadError):
+            failed += 1
         await asyncio.sleep(0.02)
     closed = 0
     for sock in held:
@@ -158,7 +201,14 @@ async def idle_then_scrape(port: int, idle: int, scrapes: int) -> dict[str, obje
         with contextlib.suppress(BlockingIOError, ConnectionResetError):
             closed += sock.recv(1) == b""
         sock.close()
-    return {**_percentiles(times), "idle_held": idle, "idle_closed_by_server": closed}
+    shown = _percentiles(times) if times else {}
+    return {
+        **shown,
+        "failed": failed,
+        "idle_held": len(held),
+        "idle_connect_failed": refused,
+        "idle_closed_by_server": closed,
+    }
 
 
 async def concurrent(port: int, clients: int, rounds: int, header: str = "") -> dict[str, object]:
@@ -244,13 +294,14 @@ def hammered(port: int, hammerers: int, spread: bool, seconds: float) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serve", choices=["plain", "auth"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--hammer", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (~15 s)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve == "auth")
+        mode, nofile = args.serve.split(",")
+        serve(mode, int(nofile))
         return
     if args.hammer:
         port, count, flag, seconds = args.hammer.split(",")
@@ -267,7 +318,13 @@ def main() -> None:
         "nofile": [soft, hard],
     }
     results["render"] = render_cost(50 if quick else 200)
-    child = _Child(auth=False)
+    for mode in ("baseline", "plain"):  # the issue's case: nofile=256, 300 idle connections
+        child = _Child(mode, nofile=256)
+        results[f"idle_300_nofile_256_{mode}"] = asyncio.run(
+            idle_then_scrape(child.port, 300, 10 if quick else 20)
+        )
+        results[f"idle_300_nofile_256_{mode}_counters"] = child.finish()
+    child = _Child("plain")
     results["max_connections"] = child.cap
     results["idle_1000"] = asyncio.run(idle_then_scrape(child.port, 1000, 20 if quick else 50))
     results["concurrent_200"] = asyncio.run(concurrent(child.port, 200, 5 if quick else 20))
@@ -276,7 +333,7 @@ def main() -> None:
     )
     results["front_counters"] = child.finish()
     for spread in (False, True):
-        child = _Child(auth=True)
+        child = _Child("auth")
         key = "auth_hammer_16_addresses" if spread else "auth_hammer_1_address"
         results[key] = hammered(child.port, 16, spread, 4.0 if quick else 10.0)
         child.finish()

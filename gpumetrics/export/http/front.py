@@ -290,7 +290,12 @@ class _Connection(asyncio.Protocol):
             return
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         head = encode_head(response, keep_alive=keep_alive, extra=self._front.headers)
-        transport.write(head if head_only else head + response.body)
+        body = b"" if head_only else response.body
+        if len(body) > 65536:  # a large page goes out as is, not copied behind its head
+            transport.write(head)
+            transport.write(body)
+        else:
+            transport.write(head + body)
         if not keep_alive or self._eof:
             self._close(linger=linger)
             return
