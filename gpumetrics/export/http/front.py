@@ -231,7 +231,7 @@ class _Connection(asyncio.Protocol):
                 server_side=True,
                 ssl_handshake_timeout=self._front.web.read_header_timeout_s,
             )
-        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as exc:
+        except Exception as exc:  # any handshake failure ends this connection only
             log.debug("TLS handshake with %s failed: %s", self.client, exc)
             self.abort()
             raw.abort()

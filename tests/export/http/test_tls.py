@@ -4,7 +4,9 @@ cipher suites, client_allowed_sans, probes without a client certificate."""
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +117,26 @@ def test_require_any_client_cert_with_a_ca(ca: trustme.CA, pki: dict[str, Path])
         assert _get(port, _client(ca, "anyone.example"))[0] == 200
         assert _get(port, _client(ca))[0] == 403
         assert _get(port, _client(ca), "/health")[0] == 200
+
+
+def test_tls_connections_that_never_handshake_are_evicted_and_timed_out(
+    ca: trustme.CA, pki: dict[str, Path]
+) -> None:
+    web = WebConfig(
+        cert_file=pki["cert"], key_file=pki["key"], max_connections=4, read_header_timeout_s=0.5
+    )
+    server = MetricsServer("127.0.0.1", 0, PrometheusEndpoint(lambda: SNAPSHOT).render, web=web)
+    server.start()
+    silent = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
+    try:
+        assert _get(server.port, _client(ca))[0] == 200  # a slot was made for it
+        assert server.front.evicted >= 1
+        assert silent[-1].recv(1) == b""  # the handshake timeout closed the others too
+        deadline = time.monotonic() + 10
+        while server.front.open_connections and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.front.open_connections == 0
+    finally:
+        for sock in silent:
+            sock.close()
+        server.stop()
