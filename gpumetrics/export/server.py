@@ -27,7 +27,7 @@ from .http.auth import BasicAuth
 from .http.front import BACKLOG, Front
 from .http.tls import server_context
 
-__all__ = ["MetricsServer", "PortInUseError", "RenderMetrics"]
+__all__ = ["ListenError", "MetricsServer", "PortInUseError", "RenderMetrics"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,17 @@ class PortInUseError(GpumetricsError, OSError):
         )
 
 
+class ListenError(GpumetricsError, OSError):
+    """The listen address cannot be bound (not an address of this host, a privileged port,
+    an unresolvable name)."""
+
+    def __init__(self, address: str, port: int, exc: OSError) -> None:
+        problem = exc.strerror or str(exc)
+        if exc.errno == errno.EACCES and port < 1024:
+            problem += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        super().__init__(f"cannot listen on {address}:{port}: {problem}")
+
+
 def _listen(address: str, port: int) -> socket.socket:
     """A listening TCP socket (IPv6 when the address has a colon; "::" also takes IPv4)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -56,7 +67,7 @@ def _listen(address: str, port: int) -> socket.socket:
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise PortInUseError(address, port) from exc
-        raise
+        raise ListenError(address, port, exc) from exc
 
 
 def _connection_cap(wanted: int) -> int:
