@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -41,6 +43,23 @@ WRITE_TIMEOUT_S = 30.0
 #: Seconds a refused or malformed connection is drained before it is closed.
 LINGER_S = 1.0
 _WRITE_HIGH_WATER = 256 * 1024
+#: Connections accepted per wake-up of the event loop.
+_BATCH = 16
+_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_last_resource_warning = [0.0]
+
+
+def _quiet_resource_errors(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """Out of file descriptors while accepting: one warning line per 10 s, not a traceback per
+    attempt (asyncio retries the accept a second later by itself)."""
+    exc = context.get("exception")
+    if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS:
+        now = time.monotonic()
+        if now - _last_resource_warning[0] >= 10.0:
+            _last_resource_warning[0] = now
+            log.warning("cannot accept connections for a second: %s", exc.strerror)
+        return
+    loop.default_exception_handler(context)
 
 
 class Front:
@@ -88,9 +107,14 @@ class Front:
         loop = self._loop
         asyncio.set_event_loop(loop)
         try:
+            # asyncio accepts up to `backlog` sockets per wake-up before any connection_made
+            # runs, so a burst could outrun the cap (EMFILE): accept in small batches, then
+            # give the kernel queue its full length again (listen(2) may be called twice).
             self._server = loop.run_until_complete(
-                loop.create_server(lambda: _Connection(self), sock=self._sock, backlog=BACKLOG)
+                loop.create_server(lambda: _Connection(self), sock=self._sock, backlog=_BATCH)
             )
+            self._sock.listen(BACKLOG)
+            loop.set_exception_handler(_quiet_resource_errors)
         finally:
             self._started.set()
         try:
