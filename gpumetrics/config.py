@@ -1,4 +1,5 @@
-"""The sidecar's configuration file (TOML) and web config (Prometheus' YAML format).
+"""The sidecar's configuration file (TOML); the web config (Prometheus' YAML format) lives in
+`web_config` and is re-exported here.
 
 Precedence, highest first (documented in docs/configuration.md): command-line flags,
 environment variables (`GPUMETRICS_SERVE_<OPTION>`, e.g. GPUMETRICS_SERVE_PORT=9835), the
@@ -16,11 +17,11 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from .catalog import MetricSpec
 from .engine_config import EngineConfig
 from .errors import ConfigError
+from .web_config import CLIENT_AUTH_TYPES, WebConfig, load_web_config
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
@@ -74,15 +75,6 @@ _ENGINE_KEYS = {
     "max_bytes": int,
 }
 
-#: Prometheus exporter-toolkit's client_auth_type values.
-CLIENT_AUTH_TYPES = (
-    "NoClientCert",
-    "RequestClientCert",
-    "RequireAnyClientCert",
-    "VerifyClientCertIfGiven",
-    "RequireAndVerifyClientCert",
-)
-
 
 @dataclass(frozen=True, slots=True)
 class FileConfig:
@@ -94,21 +86,6 @@ class FileConfig:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     otlp_headers: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class WebConfig:
-    """TLS and basic auth for /metrics, as Prometheus' `--web.config.file` describes them."""
-
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    client_ca_file: Path | None = None
-    client_auth_type: str = "NoClientCert"
-    basic_auth_users: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def tls(self) -> bool:
-        return self.cert_file is not None
 
 
 def _check(value: object, types: tuple[type, ...] | type, key: str, source: str) -> None:
@@ -208,72 +185,6 @@ def _relative(config: Path, value: object) -> str:
     """A path in a config file is relative to the file's directory."""
     path = Path(str(value))
     return str(path if path.is_absolute() else config.parent / path)
-
-
-def load_web_config(path: Path) -> WebConfig:
-    """Read a Prometheus-style web config (YAML): `tls_server_config` (cert_file, key_file,
-    client_auth_type, client_ca_file) and `basic_auth_users` (user: bcrypt hash). Relative
-    paths are resolved against the file's directory, as Prometheus does."""
-    import yaml  # noqa: PLC0415 - only `serve --web-config` reads YAML
-
-    source = str(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError("web config", f"cannot read: {exc.strerror}", source=source) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError("web config", f"not valid YAML: {exc}", source=source) from exc
-    if not isinstance(data, dict):
-        raise ConfigError("web config", "must be a mapping", source=source)
-    for key in data:
-        if key not in ("tls_server_config", "basic_auth_users", "http_server_config"):
-            raise ConfigError(
-                key, "unknown key; known: tls_server_config, basic_auth_users", source=source
-            )
-    tls: dict[str, Any] = data.get("tls_server_config") or {}
-    users: dict[str, Any] = data.get("basic_auth_users") or {}
-    _check(tls, dict, "tls_server_config", source)
-    _check(users, dict, "basic_auth_users", source)
-    for user, hashed in users.items():
-        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
-            raise ConfigError(
-                f"basic_auth_users.{user}", "must be a bcrypt hash ($2y$...)", source=source
-            )
-
-    def file(key: str) -> Path | None:
-        if key not in tls:
-            return None
-        _check(tls[key], str, f"tls_server_config.{key}", source)
-        resolved = Path(_relative(path, tls[key]))
-        if not resolved.is_file():
-            raise ConfigError(
-                f"tls_server_config.{key}", f"no such file: {resolved}", source=source
-            )
-        return resolved
-
-    auth = tls.get("client_auth_type", "NoClientCert")
-    if auth not in CLIENT_AUTH_TYPES:
-        raise ConfigError(
-            "tls_server_config.client_auth_type",
-            f"must be one of {', '.join(CLIENT_AUTH_TYPES)}",
-            source=source,
-        )
-    config = WebConfig(
-        file("cert_file"),
-        file("key_file"),
-        file("client_ca_file"),
-        auth,
-        {str(u): str(h) for u, h in users.items()},
-    )
-    if (config.cert_file is None) != (config.key_file is None):
-        raise ConfigError("tls_server_config", "cert_file and key_file go together", source=source)
-    if "Verify" in auth and config.client_ca_file is None:
-        raise ConfigError(
-            "tls_server_config.client_ca_file",
-            f"required with client_auth_type {auth}",
-            source=source,
-        )
-    return config
 
 
 def select_specs(

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gpumetrics"
 LAYERS = {
     "catalog": 0, "samples": 0, "units": 0, "errors": 0, "promtext": 0,
     "costmodel": 1, "hardware": 1, "config": 1, "engine_config": 1, "settings": 1, "extras": 1,
+    "web_config": 1,
     "hooks": 2, "derive": 2,
     "sources": 3, "kvsize": 3,
     "pipeline": 4, "testing": 4,
@@ -64,7 +65,7 @@ EXCLUSIVE = {
 EXTRA_MODULES = {
     "otel": ("export/otel.py",),
     "render": ("render/",),  # render/__init__ builds the dashboards with the grafana SDK
-    "web": (),  # export/server.py binds bcrypt as a LazyModule
+    "web": (),  # export/http/auth.py binds bcrypt as a LazyModule
     "k8s": ("sources/pods/kubelet.py", "sources/pods/_proto/"),
     "worker": tuple(f"{p}.py" for p in EXCLUSIVE["torch"]),
     "plot": ("profile/plot.py", "kvsize/plot.py"),
@@ -113,6 +114,10 @@ INVERSIONS = {
     ("promtext.py", "gpumetrics.samples"): ("the text renderer renders Samples."),
     ("config.py", "gpumetrics.engine_config"): (
         "the config file's [[engines]] tables build the one EngineConfig type."
+    ),
+    ("config.py", "gpumetrics.web_config"): (
+        "config re-exports WebConfig and load_web_config, which live in their own module so "
+        "the web config (TLS, auth, HTTP limits) and the TOML file each stay small."
     ),
     ("settings.py", "gpumetrics.engine_config"): (
         "serve's settings carry the engines to scrape as EngineConfigs."

@@ -11,6 +11,9 @@ from gpumetrics.config import load_config, load_web_config, select_specs
 from gpumetrics.engine_config import EngineConfig, parse_engine_flag
 from gpumetrics.errors import ConfigError
 
+#: A well-formed bcrypt hash (of "s3cret", cost 4); malformed ones are refused at load.
+HASH = "$2b$04$OU/ykY7Rs07HOYhf4Vobs.rQh4yoo4lxkdqD.ZMwacf/Mo.dYZuVy"
+
 GOOD = """
 [serve]
 port = 9100
@@ -80,13 +83,13 @@ def test_web_config(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n"
-        "basic_auth_users:\n  alice: $2y$10$abcdefghijklmnopqrstuv\n",
+        f"basic_auth_users:\n  alice: {HASH}\n",
         "web.yml",
     )
     web = load_web_config(path)
     assert web.tls
     assert web.cert_file == tmp_path / "c.pem"
-    assert web.basic_auth_users == {"alice": "$2y$10$abcdefghijklmnopqrstuv"}
+    assert web.basic_auth_users == {"alice": HASH}
 
 
 @pytest.mark.parametrize(

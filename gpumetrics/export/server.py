@@ -1,39 +1,38 @@
 """The exporter's HTTP endpoint: /metrics, /health, /ready, with optional TLS, client
 certificates and basic auth configured like Prometheus' `--web.config.file`.
 
-Each request is served on its own thread; /metrics only renders the cached snapshot, so a
-slow source never slows a scrape. An exception while rendering becomes a 500 with a short
-message and a log line, never a dropped connection. The TLS handshake happens on the
-request's thread, so a slow client cannot stall the accept loop. /health and /ready answer
-without credentials (for liveness and readiness probes; they reveal only "ok"/"ready").
+One asyncio event loop on one thread serves every connection (`export/http/front.py`): a
+connection cap that closes the longest-idle connection to admit a new scrape, header and idle
+timeouts, a listen backlog of 1024, keep-alive, HEAD, gzip and OpenMetrics when asked.
+/metrics only renders the cached snapshot (on a two-thread pool, concurrent identical scrapes
+sharing one render), so a slow source never slows a scrape. An exception while rendering
+becomes a 500 with a short message and a log line, never a dropped connection. /health and
+/ready answer without credentials (for liveness and readiness probes; they reveal only
+"ok"/"ready"), also when client certificates are required.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import errno
-import hashlib
-import hmac
 import logging
+import resource
 import socket
-import ssl
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 
 from ..config import WebConfig
-from ..errors import ConfigError, GpumetricsError
-from ..extras import LazyModule
+from ..errors import GpumetricsError
+from .http.app import App, RenderMetrics
+from .http.auth import BasicAuth
+from .http.front import BACKLOG, Front
+from .http.tls import server_context
 
-bcrypt = LazyModule("web", "basic auth (basic_auth_users in --web-config)")  # the web extra
-
-__all__ = ["MetricsServer", "PortInUseError", "RenderMetrics"]
+__all__ = ["ListenError", "MetricsServer", "PortInUseError", "RenderMetrics"]
 
 log = logging.getLogger(__name__)
 
-#: Renders the metrics page for an Accept header: (body, content type).
-RenderMetrics = Callable[[str | None], tuple[bytes, str]]
+#: File descriptors kept free for everything else (engine scrapes, NVML, logs).
+_FD_RESERVE = 64
 
 
 class PortInUseError(GpumetricsError, OSError):
@@ -46,132 +45,44 @@ class PortInUseError(GpumetricsError, OSError):
         )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
+class ListenError(GpumetricsError, OSError):
+    """The listen address cannot be bound (not an address of this host, a privileged port,
+    an unresolvable name)."""
 
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path not in ("/health", "/ready") and not self.server.authorized(
-            self.headers.get("Authorization")
-        ):
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="gpumetrics"')
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            body = b"unauthorized\n"
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        if path == "/metrics":
-            try:
-                body, content_type = self.server.render_metrics(self.headers.get("Accept"))
-            except Exception:
-                log.exception("rendering /metrics failed")
-                self._reply(500, b"error rendering metrics; see the exporter's log\n")
-                return
-            self._reply(200, body, content_type)
-        elif path == "/health":
-            self._reply(200, b"ok\n")
-        elif path == "/ready":
-            if self.server.ready():
-                self._reply(200, b"ready\n")
-            else:
-                self._reply(503, b"not ready: first sampling cycle not finished\n")
-        elif path == "/":
-            self._reply(
-                200,
-                b'<html><body><a href="/metrics">/metrics</a></body></html>\n',
-                "text/html; charset=utf-8",
-            )
-        else:
-            self._reply(404, b"not found\n")
-
-    def _reply(
-        self, status: int, body: bytes, content_type: str = "text/plain; charset=utf-8"
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+    def __init__(self, address: str, port: int, exc: OSError) -> None:
+        problem = exc.strerror or str(exc)
+        if exc.errno == errno.EACCES and port < 1024:
+            problem += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        super().__init__(f"cannot listen on {address}:{port}: {problem}")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client hanging up mid-request is routine; anything else is logged once."""
-        log.debug("connection from %s ended with an error", client_address, exc_info=True)
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        render_metrics: RenderMetrics,
-        ready: Callable[[], bool],
-        web: WebConfig,
-    ) -> None:
-        self.render_metrics = render_metrics
-        self.ready = ready
-        self._users = {u: h.encode() for u, h in web.basic_auth_users.items()}
-        self._verified: dict[str, bytes] = {}  # user -> SHA-256 of a password bcrypt accepted
-        self._tls = _tls_context(web) if web.tls else None
-        super().__init__(address, _Handler)
-
-    def authorized(self, header: str | None) -> bool:
-        """Basic auth against bcrypt hashes. A verified password is remembered by its SHA-256,
-        so bcrypt's deliberate slowness is paid once per password, not on every scrape."""
-        if not self._users:
-            return True
-        if not header or not header.startswith("Basic "):
-            return False
-        try:
-            decoded = base64.b64decode(header[6:], validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        user, _, password = decoded.partition(":")
-        hashed = self._users.get(user)
-        if hashed is None:
-            return False
-        digest = hashlib.sha256(password.encode()).digest()
-        known = self._verified.get(user)
-        if known is not None and hmac.compare_digest(known, digest):
-            return True
-        if bcrypt.checkpw(password.encode(), hashed):
-            self._verified[user] = digest
-            return True
-        return False
-
-    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
-        """Wrap the connection in TLS on the request's own thread, then serve it."""
-        if self._tls is not None:
-            request.settimeout(10.0)
-            try:
-                request = self._tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as exc:
-                log.debug("TLS handshake with %s failed: %s", client_address, exc)
-                return
-        super().finish_request(request, client_address)
-
-
-def _tls_context(web: WebConfig) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+def _listen(address: str, port: int) -> socket.socket:
+    """A listening TCP socket (IPv6 when the address has a colon; "::" also takes IPv4)."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    dualstack = address == "::" and socket.has_dualstack_ipv6()
     try:
-        context.load_cert_chain(str(web.cert_file), str(web.key_file))
-        if web.client_ca_file is not None:
-            context.load_verify_locations(str(web.client_ca_file))
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError("tls_server_config", f"cannot load certificate or key: {exc}") from exc
-    context.verify_mode = {
-        "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
-        "RequireAnyClientCert": ssl.CERT_REQUIRED,
-        "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
-    }.get(web.client_auth_type, ssl.CERT_NONE)
-    return context
+        return socket.create_server(
+            (address, port), family=family, backlog=BACKLOG, dualstack_ipv6=dualstack
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(address, port) from exc
+        raise ListenError(address, port, exc) from exc
+
+
+def _connection_cap(wanted: int) -> int:
+    """`wanted`, lowered so that open connections cannot exhaust RLIMIT_NOFILE."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft - _FD_RESERVE >= wanted:
+        return wanted
+    cap = max(8, soft - _FD_RESERVE)
+    log.warning(
+        "max_connections %d lowered to %d: the open-files limit (ulimit -n) is %d",
+        wanted,
+        cap,
+        soft,
+    )
+    return cap
 
 
 class MetricsServer:
@@ -185,28 +96,27 @@ class MetricsServer:
         ready: Callable[[], bool] = lambda: True,
         web: WebConfig | None = None,
     ) -> None:
-        try:
-            self._server = _Server((address, port), render_metrics, ready, web or WebConfig())
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise PortInUseError(address, port) from exc
-            raise
-        self._thread: threading.Thread | None = None
+        web = web or WebConfig()
+        context = server_context(web) if web.tls else None  # ConfigError before binding
+        self.auth = BasicAuth(web.basic_auth_users)
+        self._render_pool = ThreadPoolExecutor(2, thread_name_prefix="gpumetrics-render")
+        self._auth_pool = ThreadPoolExecutor(1, thread_name_prefix="gpumetrics-bcrypt")
+        app = App(render_metrics, ready, self.auth, self._render_pool, self._auth_pool)
+        sock = _listen(address, port)
+        self._port = int(sock.getsockname()[1])
+        self.front = Front(sock, app, web, context, _connection_cap(web.max_connections))
 
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        return int(self._server.server_address[1])
+        return self._port
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="gpumetrics-http", daemon=True
-        )
-        self._thread.start()
+        self.front.start()
 
     def stop(self) -> None:
-        """Stop serving (if started) and release the port."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(5)
-        self._server.server_close()
+        """Stop serving (if started), close every connection and release the port; returns
+        within about two seconds even with renders or bcrypt checks in flight."""
+        self.front.stop(timeout=2.0)
+        self._render_pool.shutdown(wait=False, cancel_futures=True)
+        self._auth_pool.shutdown(wait=False, cancel_futures=True)

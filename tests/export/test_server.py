@@ -8,7 +8,7 @@ import pytest
 
 from gpumetrics import catalog
 from gpumetrics.export.prometheus import PrometheusEndpoint
-from gpumetrics.export.server import MetricsServer, PortInUseError
+from gpumetrics.export.server import ListenError, MetricsServer, PortInUseError
 from gpumetrics.samples import Snapshot
 
 
@@ -70,3 +70,10 @@ def test_port_in_use_is_a_clear_error() -> None:
             MetricsServer("127.0.0.1", first.port, lambda _: (b"", "text/plain"))
     finally:
         first.stop()
+
+
+@pytest.mark.parametrize("address", ["192.0.2.1", "no-such-host.invalid"])
+def test_an_address_that_cannot_be_bound_is_one_clear_line(address: str) -> None:
+    with pytest.raises(ListenError, match=f"cannot listen on {address}:0: ") as info:
+        MetricsServer(address, 0, lambda _: (b"", "text/plain"))
+    assert "\n" not in str(info.value)

@@ -108,7 +108,11 @@ def test_client_certificate_required(ca: trustme.CA, pki: dict[str, Path]) -> No
     trustme.CA().issue_cert("mallory").configure_cert(stranger)
     for port in _serve(web):
         assert _get(port, with_cert, None)[0] == 200
-        for context in (without, stranger):
-            with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
-                _get(port, context, None)
+        # No certificate: the handshake succeeds (so probes work), /metrics is refused.
+        status, body = _get(port, without, None)
+        assert status == 403
+        assert SECRET_HELP not in body
+        assert _get(port, without, None, "/health")[0] == 200
+        with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+            _get(port, stranger, None)  # a certificate from another CA fails the handshake
         assert _get(port, with_cert, None)[0] == 200  # the server survived the failures
