@@ -1,8 +1,9 @@
 """`EngineMetrics`: the engine-facing hooks. O(1) per call, stdlib only, never raising.
 
 A call validates all of its arguments first, then applies all of its updates or none.
-An invalid call (a negative count, NaN, a string, an unknown phase) is dropped and counted in
-`hook_errors`; the first drop per method is logged as a warning, the rest at debug level.
+An invalid call (a negative count, NaN, a string, an unknown phase, a count that is not a whole
+number: `1.5`, `True`, `float("nan")`; an int-like such as numpy.int64 is accepted) is dropped and
+counted in `hook_errors`; the first drop per method is logged as a warning, the rest at debug level.
 (A call with a misspelt or missing keyword fails in Python's argument binding, before the hook
 runs: that TypeError is the caller's bug, and mypy reports it.) Each call is O(1) except where
 the engine hands over a list: the cost model over `work`, and `inter_token_s`.
@@ -33,6 +34,15 @@ __all__ = ["PHASES", "EngineMetrics"]
 
 #: Step phases accepted by `record_step`.
 PHASES = ("prefill", "decode", "mixed")
+
+
+def _whole(*counts: object) -> None:
+    """Raise TypeError unless every count is an integer (int or an int-like with `__index__`,
+    not bool: `True` is a flag, not one token)."""
+    for count in counts:
+        kind = type(count)
+        if kind is not int and (kind is bool or not hasattr(kind, "__index__")):
+            raise TypeError(f"counts must be integers, got {count!r}")
 
 
 class EngineMetrics(EngineState):
@@ -81,6 +91,7 @@ class EngineMetrics(EngineState):
         are the step's work; each one omitted is computed from the cost model over `work`
         when a model_spec was given (then `work` is required), else not counted."""
         try:
+            _whole(sequences, prefill_tokens, decode_tokens)
             if flops is None or read_bytes is None or write_bytes is None:
                 flops, read_bytes, write_bytes = step_work(
                     self._spec,
@@ -128,6 +139,7 @@ class EngineMetrics(EngineState):
         """KV-cache occupancy now: blocks held by live sequences, blocks allocated in all, and
         free blocks still holding a reusable cached prefix. Usage ratio = used / total."""
         try:
+            _whole(used_blocks, total_blocks, evictable_blocks)
             if not (
                 0 <= used_blocks <= total_blocks <= MAX
                 and total_blocks > 0
@@ -160,6 +172,9 @@ class EngineMetrics(EngineState):
         `conversation`); a sink that raises drops the whole call.
         O(len(block_hashes))."""
         try:
+            _whole(queried_tokens, hit_tokens)
+            if output_tokens is not None:
+                _whole(output_tokens)
             if not 0 <= hit_tokens <= queried_tokens <= MAX:
                 raise ValueError("need 0 <= hit_tokens <= queried_tokens")
             if block_hashes is not None:
@@ -204,6 +219,7 @@ class EngineMetrics(EngineState):
     def record_eviction(self, blocks: int = 1) -> None:
         """Cached KV blocks reused for other data (their prefix is lost)."""
         try:
+            _whole(blocks)
             if 0 <= blocks <= MAX:
                 self._evicted += blocks
                 return
@@ -216,6 +232,7 @@ class EngineMetrics(EngineState):
         and the FLOPs that wasted (default: their prefill cost from the cost model, 0 without
         a model_spec)."""
         try:
+            _whole(tokens)
             if flops is None:
                 flops = recompute_flops(
                     self._spec, tokens, dtype=self._dtype, kv_dtype=self._kv_dtype
@@ -230,6 +247,7 @@ class EngineMetrics(EngineState):
     def record_preemption(self, count: int = 1) -> None:
         """Running sequences preempted because KV blocks ran out."""
         try:
+            _whole(count)
             if 0 <= count <= MAX:
                 self._preemptions += count
                 return
@@ -240,6 +258,7 @@ class EngineMetrics(EngineState):
     def set_queue(self, waiting: int, running: int) -> None:
         """Requests waiting to be scheduled and sequences in the running batch, now."""
         try:
+            _whole(waiting, running)
             if not (0 <= waiting <= MAX and 0 <= running <= MAX):
                 raise ValueError("waiting and running must be finite and >= 0")
             self._waiting = waiting
@@ -261,6 +280,7 @@ class EngineMetrics(EngineState):
         its end-to-end time (seconds); its prompt tokens, how many of them came from the
         prefix cache, and its output tokens. O(len(inter_token_s))."""
         try:
+            _whole(prompt_tokens, cached_tokens, output_tokens)
             if not (
                 0 <= ttft_s <= MAX
                 and 0 <= e2e_s <= MAX
