@@ -215,6 +215,9 @@ def _least_series(body: bytes) -> int:
     indented."""
     lines = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
     maybe_not = sum(body.count(b"\n" + c) for c in (b"#", *_ASCII_SPACE))
+    # count() does not overlap: a run of L newlines holds L - 1 blank lines but counts
+    # floor(L / 2) times; 2 * floor(L / 2) >= L - 1, so counting it twice stays a lower bound.
+    maybe_not += body.count(b"\n\n")
     return max(0, lines - maybe_not - 1)  # - 1: the first line has no newline before it
 
 
