@@ -144,7 +144,8 @@ def _pick(values: list[float], q: float) -> float:
 
 
 _NVML_CYCLE = re.compile(rb'gpumetrics_source_collection_duration_seconds\{source="nvml"\} (\S+)')
-_ERRORS = re.compile(rb'gpumetrics_source_errors_total\{code="([^"]+)",source="engine:[^"]+"\}')
+_ERRORS = re.compile(rb'gpumetrics_source_errors_total\{([^}]*source="engine:[^}]*)\}')
+_CODE = re.compile(rb'code="([^"]+)"')
 
 
 def run_fault(name: str, engines: list[str], seconds: float) -> dict[str, object]:
@@ -161,17 +162,19 @@ def run_fault(name: str, engines: list[str], seconds: float) -> dict[str, object
     latencies: list[float] = []
     cycles: list[float] = []
     codes: set[str] = set()
+    reasons: set[str] = set()
     failures = 0
     try:
         deadline = time.monotonic() + 60
-        while True:  # wait until it serves
+        while True:  # wait until it serves the GPU series (the first NVML cycle is done)
             try:
-                urllib.request.urlopen(url, timeout=2).read()
-                break
+                if b"gpumetrics_gpu_power_watts" in urllib.request.urlopen(url, timeout=2).read():
+                    break
             except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{name}: serve did not start") from None
-                time.sleep(0.2)
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: serve did not start")
+            time.sleep(0.2)
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             started = time.perf_counter()
@@ -181,12 +184,15 @@ def run_fault(name: str, engines: list[str], seconds: float) -> dict[str, object
                 latencies.append(time.perf_counter() - started)
                 if b"gpumetrics_gpu_power_watts" not in body:
                     failures += 1
+                    reasons.add("no GPU series in the page")
                 match = _NVML_CYCLE.search(body)
                 if match:
                     cycles.append(float(match.group(1)))
-                codes.update(code.decode() for code in _ERRORS.findall(body))
-            except OSError:
+                for labels in _ERRORS.findall(body):
+                    codes.update(code.decode() for code in _CODE.findall(labels))
+            except OSError as exc:
                 failures += 1
+                reasons.add(repr(exc)[:80])
             time.sleep(max(0.0, 0.1 - (time.perf_counter() - started)))
         alive = process.poll() is None
         peak = _rss_peak_mb(process.pid) if alive else float("nan")
@@ -214,6 +220,9 @@ def run_fault(name: str, engines: list[str], seconds: float) -> dict[str, object
         "peak_rss_mb": round(peak, 1),
         "sigterm_exit_s": round(stop_s, 2),
         "engine_error_codes": sorted(codes),
+        "failures": sorted(reasons),
+        "exit_code": exit_code,
+        "traceback": "Traceback" in stderr,
     }
 
 
@@ -274,7 +283,8 @@ def main() -> None:
         print(
             f"{name:<22}{row['survived']!s:>9}{row['scrape_p50_ms']:>8}{row['scrape_p99_ms']:>8}"
             f"{row['gpu_cycle_p99_ms']:>12}{row['gpu_cycle_max_ms']:>12}{row['peak_rss_mb']:>12}"
-            f"{row['sigterm_exit_s']:>10}  {','.join(row['engine_error_codes'])}",  # type: ignore[arg-type]
+            f"{row['sigterm_exit_s']:>10}  {','.join(row['engine_error_codes'])}"  # type: ignore[arg-type]
+            f"  {'; '.join(row['failures'])}",  # type: ignore[arg-type]
             flush=True,
         )
     machine = {
