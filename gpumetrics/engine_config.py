@@ -40,7 +40,7 @@ DEFAULT_PATH: Final = "/metrics"
 #: The longest `timeout_s` accepted (seconds): a scrape longer than this is a mistake.
 MAX_TIMEOUT_S: Final = 600.0
 #: Page limits (sources/engine/limits.py says what each bounds and its error code).
-DEFAULT_MAX_SERIES: Final = 20_000
+DEFAULT_MAX_SERIES: Final = 10_000
 DEFAULT_MAX_LABEL_VALUE_LENGTH: Final = 1024
 DEFAULT_MAX_LABELS: Final = 32
 DEFAULT_MAX_LABEL_VALUES: Final = 1000

@@ -140,7 +140,7 @@ def test_engines_from_the_env_var_replace_the_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, [*BASE, "--config", str(path)], env=env)
     assert result.exit_code == 0, result.stderr
     engines = json.loads(result.stdout)["engines"]
-    assert [(e["name"], e["max_series"]) for e in engines] == [("a", 20000), ("b", 5)]
+    assert [(e["name"], e["max_series"]) for e in engines] == [("a", 10000), ("b", 5)]
 
 
 def test_an_address_this_machine_lacks_is_one_line_and_exit_2() -> None:
