@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,15 +103,26 @@ def _pick(ordered: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=0.001,
+        help="sys.setswitchinterval, seconds (serve sets 0.001; CPython's default 0.005)",
+    )
+    parser.add_argument("--runs", default="no-engine,default-limits,limits-off")
     args = parser.parse_args()
+    sys.setswitchinterval(args.switch_interval)
     body = _page()
     server = _engine(body)
     url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    print(f"engine page: {len(body) / 1e6:.1f} MB, 330000 series; GPU interval {GPU_INTERVAL} s")
+    print(
+        f"engine page: {len(body) / 1e6:.1f} MB, 330000 series; GPU interval {GPU_INTERVAL} s; "
+        f"switch interval {args.switch_interval * 1e3:g} ms"
+    )
     runs = {
-        "no engine": None,
-        "engine, default limits": EngineConfig("big", url, kind="vllm"),
-        "engine, limits off": EngineConfig(
+        "no-engine": None,
+        "default-limits": EngineConfig("big", url, kind="vllm"),
+        "limits-off": EngineConfig(
             "big", url, kind="vllm", max_series=400_000, max_label_values=400_000, timeout_s=30
         ),
     }
@@ -119,7 +131,10 @@ def main() -> None:
         f"{'run':<26}{'cycles':>7}{'delay p50 ms':>14}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'GPU cyc CPU ms':>16}{'engine cyc CPU ms':>19}"
     )
+    wanted = args.runs.split(",")
     for name, engine in runs.items():
+        if name not in wanted:
+            continue
         gpu, eng = run(args.seconds, engine)
         cycles = gpu.cycles
         gpu_cpu = statistics.median(gpu.cpu) * 1e3

@@ -29,12 +29,21 @@ from typing import Final
 
 import click
 
-__all__ = ["SHUTDOWN_S", "Deadline", "ListenError", "listen_error", "signals_handled"]
+__all__ = [
+    "SHUTDOWN_S",
+    "SWITCH_INTERVAL_S",
+    "Deadline",
+    "ListenError",
+    "listen_error",
+    "signals_handled",
+]
 
 log = logging.getLogger("gpumetrics.serve")
 
 #: Seconds from the stop signal to the end of shutdown, for all parts together.
 SHUTDOWN_S: Final = 5.0
+#: The GIL switch interval `serve` runs with (seconds; CPython's default is 0.005).
+SWITCH_INTERVAL_S: Final = 0.001
 #: Signals that stop the exporter cleanly.
 STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -31,7 +32,7 @@ from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
 from ..testing import FakeProfile, parse_fake_gpus
 from ..testing.workloads import WORKLOADS
 from ._build import build_sources
-from ._lifecycle import SHUTDOWN_S, Deadline, listen_error, signals_handled
+from ._lifecycle import SHUTDOWN_S, SWITCH_INTERVAL_S, Deadline, listen_error, signals_handled
 from .loader import load_settings
 from .options import ENGINE, HTTP_URL, KEY_VALUE, LISTEN_ADDRESS, FiniteRange, derived_window_option
 
@@ -246,6 +247,10 @@ def _printable(settings: ServeSettings, prepared: _Prepared) -> dict[str, object
 
 
 def _run(settings: ServeSettings, prepared: _Prepared) -> None:
+    # A thread that wants the GIL waits up to the switch interval for each hand-over (5 ms by
+    # default); a scrape or a GPU cycle needs several while an engine page is parsed, so 1 ms
+    # keeps them in the latency budget (benchmarks/chaos_serve.py, BENCHMARKS.md).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     stop = threading.Event()
     with signals_handled(stop):  # from the start: a signal during start-up still cleans up
         _serve(settings, prepared, stop)
