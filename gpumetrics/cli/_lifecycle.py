@@ -12,8 +12,8 @@ Signals (docs/configuration.md, "Signals"):
 
 Shutdown has one deadline, `SHUTDOWN_S` seconds, for everything together: whatever is left of
 it after the server and the final OTLP export is what the sources get, all of them together
-(`Sampler.stop`); a hung source is abandoned to its daemon thread at the deadline. 4.5 s leaves
-the process half a second to exit, so a stop signal ends it within 5 s.
+(`Sampler.stop`); a hung source is abandoned to its daemon thread at the deadline. 4 s leaves
+the process a second to exit, so a stop signal ends it within 5 s.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ __all__ = [
 log = logging.getLogger("gpumetrics.serve")
 
 #: Seconds from the stop signal to the end of shutdown, for all parts together.
-SHUTDOWN_S: Final = 4.5
+SHUTDOWN_S: Final = 4.0
 #: The GIL switch interval `serve` runs with (seconds; CPython's default is 0.005).
 SWITCH_INTERVAL_S: Final = 0.001
 #: Signals that stop the exporter cleanly.
