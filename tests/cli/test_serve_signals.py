@@ -4,8 +4,11 @@ engines do not stretch shutdown past the one shared deadline."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -83,3 +86,17 @@ def test_sigterm_with_four_hung_engines_meets_one_deadline(tmp_path: Path) -> No
             assert served.process.wait(12) == 0
             assert "Traceback" not in served.log.read_text()
             assert _fake_ib_dirs(served) == []
+
+
+def test_a_start_up_failure_after_the_fakes_exist_removes_their_temp_dir(tmp_path: Path) -> None:
+    """The fake fabric is built before the port is bound; a bind failure still removes it."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "gpumetrics", "serve", *DEMO, "--address", "192.0.2.1",
+         "--port", "0"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "cannot listen on 192.0.2.1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.glob("fake-ib-*")) == []
