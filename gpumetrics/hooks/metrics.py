@@ -91,7 +91,12 @@ class EngineMetrics(EngineState):
         are the step's work; each one omitted is computed from the cost model over `work`
         when a model_spec was given (then `work` is required), else not counted."""
         try:
-            _whole(sequences, prefill_tokens, decode_tokens)
+            if not (
+                type(sequences) is int
+                and type(prefill_tokens) is int
+                and type(decode_tokens) is int
+            ):  # ints: one type check each
+                _whole(sequences, prefill_tokens, decode_tokens)
             if flops is None or read_bytes is None or write_bytes is None:
                 flops, read_bytes, write_bytes = step_work(
                     self._spec,
@@ -139,7 +144,12 @@ class EngineMetrics(EngineState):
         """KV-cache occupancy now: blocks held by live sequences, blocks allocated in all, and
         free blocks still holding a reusable cached prefix. Usage ratio = used / total."""
         try:
-            _whole(used_blocks, total_blocks, evictable_blocks)
+            if not (
+                type(used_blocks) is int
+                and type(total_blocks) is int
+                and type(evictable_blocks) is int
+            ):  # ints: one type check each
+                _whole(used_blocks, total_blocks, evictable_blocks)
             if not (
                 0 <= used_blocks <= total_blocks <= MAX
                 and total_blocks > 0
@@ -172,8 +182,11 @@ class EngineMetrics(EngineState):
         `conversation`); a sink that raises drops the whole call.
         O(len(block_hashes))."""
         try:
-            _whole(queried_tokens, hit_tokens)
-            if output_tokens is not None:
+            if not (
+                type(queried_tokens) is int and type(hit_tokens) is int
+            ):  # ints: one type check each
+                _whole(queried_tokens, hit_tokens)
+            if output_tokens is not None and type(output_tokens) is not int:
                 _whole(output_tokens)
             if not 0 <= hit_tokens <= queried_tokens <= MAX:
                 raise ValueError("need 0 <= hit_tokens <= queried_tokens")
@@ -219,7 +232,8 @@ class EngineMetrics(EngineState):
     def record_eviction(self, blocks: int = 1) -> None:
         """Cached KV blocks reused for other data (their prefix is lost)."""
         try:
-            _whole(blocks)
+            if type(blocks) is not int:  # ints: one type check each
+                _whole(blocks)
             if 0 <= blocks <= MAX:
                 self._evicted += blocks
                 return
@@ -232,7 +246,8 @@ class EngineMetrics(EngineState):
         and the FLOPs that wasted (default: their prefill cost from the cost model, 0 without
         a model_spec)."""
         try:
-            _whole(tokens)
+            if type(tokens) is not int:  # ints: one type check each
+                _whole(tokens)
             if flops is None:
                 flops = recompute_flops(
                     self._spec, tokens, dtype=self._dtype, kv_dtype=self._kv_dtype
@@ -247,7 +262,8 @@ class EngineMetrics(EngineState):
     def record_preemption(self, count: int = 1) -> None:
         """Running sequences preempted because KV blocks ran out."""
         try:
-            _whole(count)
+            if type(count) is not int:  # ints: one type check each
+                _whole(count)
             if 0 <= count <= MAX:
                 self._preemptions += count
                 return
@@ -258,7 +274,8 @@ class EngineMetrics(EngineState):
     def set_queue(self, waiting: int, running: int) -> None:
         """Requests waiting to be scheduled and sequences in the running batch, now."""
         try:
-            _whole(waiting, running)
+            if not (type(waiting) is int and type(running) is int):  # ints: one type check each
+                _whole(waiting, running)
             if not (0 <= waiting <= MAX and 0 <= running <= MAX):
                 raise ValueError("waiting and running must be finite and >= 0")
             self._waiting = waiting
@@ -280,7 +297,12 @@ class EngineMetrics(EngineState):
         its end-to-end time (seconds); its prompt tokens, how many of them came from the
         prefix cache, and its output tokens. O(len(inter_token_s))."""
         try:
-            _whole(prompt_tokens, cached_tokens, output_tokens)
+            if not (
+                type(prompt_tokens) is int
+                and type(cached_tokens) is int
+                and type(output_tokens) is int
+            ):  # ints: one type check each
+                _whole(prompt_tokens, cached_tokens, output_tokens)
             if not (
                 0 <= ttft_s <= MAX
                 and 0 <= e2e_s <= MAX
