@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from .catalog import MetricSpec
-from .engine_config import EngineConfig
+from .engine_config import LIMIT_KEYS, EngineConfig
 from .errors import ConfigError
 from .web_config import CLIENT_AUTH_TYPES, WebConfig, load_web_config
 
@@ -72,7 +72,7 @@ _ENGINE_KEYS = {
     "model": str,
     "gpus": list,
     "timeout_s": (int, float),
-    "max_bytes": int,
+    **dict.fromkeys(LIMIT_KEYS, int),
 }
 
 
@@ -126,9 +126,13 @@ def load_config(path: Path) -> FileConfig:
     """Read and validate a TOML config file."""
     source = str(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise ConfigError("config", f"cannot read: {exc.strerror}", source=source) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "config", f"not UTF-8 (byte {exc.start}): TOML files are UTF-8", source=source
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"not valid TOML: {exc}", source=source) from exc
     options: dict[str, object] = {}

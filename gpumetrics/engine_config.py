@@ -17,8 +17,14 @@ from .errors import ConfigError
 
 __all__ = [
     "AUTO",
+    "DEFAULT_MAX_LABELS",
+    "DEFAULT_MAX_LABEL_VALUES",
+    "DEFAULT_MAX_LABEL_VALUE_LENGTH",
+    "DEFAULT_MAX_SERIES",
     "DEFAULT_PATH",
     "KINDS",
+    "LIMIT_KEYS",
+    "MAX_TIMEOUT_S",
     "Endpoint",
     "EngineConfig",
     "GpuRef",
@@ -31,6 +37,21 @@ KINDS: Final = ("gpumetrics", "vllm", "sglang", "trtllm")
 AUTO: Final = "auto"
 #: The path used when the URL has none (`http://127.0.0.1:8000` -> `/metrics`).
 DEFAULT_PATH: Final = "/metrics"
+#: The longest `timeout_s` accepted (seconds): a scrape longer than this is a mistake.
+MAX_TIMEOUT_S: Final = 600.0
+#: Page limits (sources/engine/limits.py says what each bounds and its error code).
+DEFAULT_MAX_SERIES: Final = 10_000
+DEFAULT_MAX_LABEL_VALUE_LENGTH: Final = 1024
+DEFAULT_MAX_LABELS: Final = 32
+DEFAULT_MAX_LABEL_VALUES: Final = 1000
+#: The integer limits an engine's config may set, and their defaults.
+LIMIT_KEYS: Final = (
+    "max_bytes",
+    "max_series",
+    "max_label_value_length",
+    "max_labels",
+    "max_label_values",
+)
 
 _INDEX = re.compile(r"^[0-9]+$")
 _UUID = re.compile(r"^(GPU|MIG)-[0-9A-Za-z/_.-]+$")
@@ -95,8 +116,11 @@ class EngineConfig:
     engine's own model label wins (vLLM and SGLang `model_name`, our hooks' `model`), and series
     without one take the one model the engine names; for TensorRT-LLM on Triton, whose `model`
     label is the Triton model ("tensorrt_llm"), `model` wins. `gpus` are the GPUs the engine
-    runs on, as indexes, UUIDs or INDEX:UUID pairs. `max_bytes` and `timeout_s` bound one
-    scrape (connect + request + whole body).
+    runs on, as indexes, UUIDs or INDEX:UUID pairs. `max_bytes` and `timeout_s` (seconds,
+    at most MAX_TIMEOUT_S) bound one scrape (connect + request + whole body); `max_series`,
+    `max_label_value_length`, `max_labels` and `max_label_values` bound what one page may hold
+    (sources/engine/limits.py: over a limit the cycle is rejected and the last good samples
+    are kept, marked stale).
     """
 
     name: str
@@ -106,6 +130,10 @@ class EngineConfig:
     gpus: tuple[str, ...] = ()
     max_bytes: int = 16 << 20
     timeout_s: float = 2.0
+    max_series: int = DEFAULT_MAX_SERIES
+    max_label_value_length: int = DEFAULT_MAX_LABEL_VALUE_LENGTH
+    max_labels: int = DEFAULT_MAX_LABELS
+    max_label_values: int = DEFAULT_MAX_LABEL_VALUES
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.strip():
@@ -116,10 +144,20 @@ class EngineConfig:
         object.__setattr__(self, "gpus", tuple(self.gpus))
         for gpu in self.gpus:
             GpuRef.parse(gpu)
-        if self.max_bytes <= 0:
-            raise ConfigError("max_bytes", f"{self.max_bytes}: must be > 0")
-        if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
-            raise ConfigError("timeout_s", f"{self.timeout_s}: must be a finite number > 0")
+        for key in LIMIT_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(key, f"{value!r}: must be an integer > 0")
+        if not (
+            isinstance(self.timeout_s, int | float)
+            and not isinstance(self.timeout_s, bool)
+            and math.isfinite(self.timeout_s)
+            and 0 < self.timeout_s <= MAX_TIMEOUT_S
+        ):
+            raise ConfigError(
+                "timeout_s",
+                f"{self.timeout_s!r}: must be a finite number > 0 and <= {MAX_TIMEOUT_S:g} s",
+            )
 
     @property
     def source_name(self) -> str:
@@ -138,12 +176,13 @@ class EngineConfig:
 
 
 #: The parts `--engine NAME=URL[,part=value...]` accepts after the URL.
-_FLAG_PARTS = ("kind", "model", "gpus", "timeout_s")
+_FLAG_PARTS = ("kind", "model", "gpus", "timeout_s", *LIMIT_KEYS)
 
 
 def parse_engine_flag(text: str) -> EngineConfig:
-    """`--engine NAME=URL[,kind=vllm][,model=M][,gpus=0+1][,timeout_s=2]` -> an EngineConfig;
-    a ConfigError keyed `--engine` names the bad part."""
+    """`--engine NAME=URL[,kind=vllm][,model=M][,gpus=0+1][,timeout_s=2][,max_series=N]...`
+    (and the other LIMIT_KEYS) -> an EngineConfig; a ConfigError keyed `--engine` names the
+    bad part."""
     head, *rest = text.split(",")
     name, sep, url = head.partition("=")
     if not sep or not name or not url:
@@ -158,6 +197,13 @@ def parse_engine_flag(text: str) -> EngineConfig:
         timeout_s = float(extra.get("timeout_s", 2.0))
     except ValueError:
         raise ConfigError("--engine", f"{text!r}: timeout_s must be a number") from None
+    limits: dict[str, int] = {}
+    for key in LIMIT_KEYS:
+        if key in extra:
+            try:
+                limits[key] = int(extra[key])
+            except ValueError:
+                raise ConfigError("--engine", f"{text!r}: {key} must be an integer") from None
     try:
         return EngineConfig(
             name=name,
@@ -166,6 +212,7 @@ def parse_engine_flag(text: str) -> EngineConfig:
             model=extra.get("model"),
             gpus=tuple(g for g in extra.get("gpus", "").split("+") if g),
             timeout_s=timeout_s,
+            **limits,
         )
     except ConfigError as exc:
         raise ConfigError("--engine", f"{text!r}: {exc}") from None

@@ -3,7 +3,15 @@ status recorded, and one cached Snapshot handed to every scrape (DESIGN.md §3.4
 
 A scrape never waits on NVML or an engine: `Sampler.snapshot()` returns the latest merged
 Snapshot, a plain attribute read. A source that raises is marked down (its samples are dropped:
-stale numbers mislead) while the others keep flowing.
+stale numbers mislead) while the others keep flowing. One kind of failure keeps them: an
+exception with a true `keep_last_good` attribute (an engine page rejected whole for a limit,
+`sources/engine/limits.py`) leaves the source's last good samples in place, marked stale
+(`gpumetrics_source_stale` 1, `gpumetrics_source_up` 0), until a cycle succeeds or fails
+otherwise. Every source has `gpumetrics_source_up` (0) from the first snapshot on, before its
+first cycle ends.
+
+`stop(timeout)` gives all sources one deadline together: with any number of hung sources it
+returns within `timeout` seconds (their daemon threads are abandoned).
 
 A failing source is logged when its error changes (a WARNING with the whole message), then
 at most once every `warn_every` seconds while it keeps failing the same way (one short line
@@ -30,7 +38,7 @@ from .derive import DerivedGauges
 from .samples import Collection, Sample, Snapshot, SourceStatus
 from .sources import Source
 
-__all__ = ["DEFAULT_WARN_EVERY_S", "Sampler", "error_code", "status_samples"]
+__all__ = ["DEFAULT_WARN_EVERY_S", "Sampler", "error_code", "keeps_last_good", "status_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +53,19 @@ def error_code(exc: BaseException) -> str:
     return code if isinstance(code, str) and code else type(exc).__name__
 
 
+def keeps_last_good(exc: BaseException) -> bool:
+    """Whether a failure keeps the source's last good samples (stale) instead of dropping
+    them: its `keep_last_good` attribute (engine limits set it)."""
+    return getattr(exc, "keep_last_good", False) is True
+
+
 def status_samples(statuses: Sequence[SourceStatus]) -> tuple[Sample, ...]:
     """The exporter's self-metrics for a set of source statuses, plus build info."""
     samples = [selfmetrics.BUILD_INFO.sample(1, __version__)]
     for status in statuses:
         name = status.source
         samples.append(selfmetrics.SOURCE_UP.sample(1.0 if status.up else 0.0, name))
+        samples.append(selfmetrics.SOURCE_STALE.sample(1.0 if status.stale else 0.0, name))
         samples.append(selfmetrics.SOURCE_DURATION.sample(status.duration_seconds, name))
         if status.last_success is not None:
             samples.append(selfmetrics.SOURCE_LAST_SUCCESS.sample(status.last_success, name))
@@ -112,8 +127,10 @@ class Sampler:
         self._merge_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._snapshot = Snapshot(taken_at=clock(), samples=status_samples(()))
         self._cycles_done = 0
+        # Every source's up (0) is there before its first cycle ends.
+        self._snapshot = Snapshot(clock())
+        self._publish(self._snapshot.taken_at)
 
     # --- what scrapes call --------------------------------------------------------------
 
@@ -149,10 +166,13 @@ class Sampler:
             thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the threads and close every source."""
+        """Stop the threads and close every source, within `timeout` seconds for all of them
+        together (one deadline, not one per source): a source still inside a cycle at the
+        deadline is left to its daemon thread, which ends with the process."""
         self._stop.set()
+        deadline = self._monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - self._monotonic()))
         for state in self._states:
             try:
                 state.source.close()
@@ -175,12 +195,15 @@ class Sampler:
         now = self._clock()
         started = self._monotonic()
         error: str | None = None
+        stale = False
         try:
             collection = state.source.collect(now)
         except Exception as exc:  # isolate: one source failing never stops another
             code = error_code(exc)
             state.errors_total[code] = state.errors_total.get(code, 0) + 1
-            state.collection = Collection()
+            stale = keeps_last_good(exc) and bool(state.collection.samples)
+            if not stale:
+                state.collection = Collection()
             error = f"{code}: {exc}"
             self._log_failure(state, error, code)
         else:
@@ -201,6 +224,7 @@ class Sampler:
             last_success=state.last_success,
             error=error,
             errors_total=dict(state.errors_total),
+            stale=stale,
         )
         self._publish()
 
@@ -222,9 +246,12 @@ class Sampler:
             )
             state.logged_at, state.repeats = now, 0
 
-    def _publish(self) -> None:
+    def _publish(self, taken_at: float | None = None) -> None:
         with self._merge_lock:
-            statuses = tuple(s.status for s in self._states if s.status is not None)
+            statuses = tuple(
+                s.status or SourceStatus(s.source.name, up=False, duration_seconds=0.0)
+                for s in self._states
+            )
             samples: list[Sample] = []
             for state in self._states:
                 samples.extend(state.collection.samples)
@@ -234,4 +261,5 @@ class Sampler:
                     if state.status is not None and not state.status.up:
                         self._derived.forget(state.source.name)
                 samples.extend(self._derived.samples())
-            self._snapshot = Snapshot(self._clock(), tuple(samples), statuses)
+            when = self._clock() if taken_at is None else taken_at
+            self._snapshot = Snapshot(when, tuple(samples), statuses)

@@ -72,6 +72,9 @@ class SourceStatus:
     error: str | None = None
     #: Cumulative error counts by code (an NVML return-code name, "timeout", "parse", ...).
     errors_total: Mapping[str, int] = field(default_factory=dict)
+    #: The samples served are an earlier cycle's, kept because the last cycle was rejected
+    #: (an engine page over a limit); `up` is False meanwhile.
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -280,3 +280,107 @@ def test_snapshots_carry_derived_gauges_stamped_with_cycle_times() -> None:
     assert metric_values(sampler.sample_once(), ratio) == {("e0", "m", "1m"): pytest.approx(0.2)}
     # The source fails: its samples and its derived gauges go together.
     assert metric_values(sampler.sample_once(), ratio) == {}
+
+
+class _Rejecting(_Fixed):
+    """Good cycles until `reject` is set, then a whole-cycle rejection that keeps the last
+    good samples (what an engine page over a limit raises), or another failure."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, 100.0)
+        self.failure: Exception | None = None
+
+    def collect(self, now: float) -> Collection:
+        if self.failure is not None:
+            raise self.failure
+        return super().collect(now)
+
+
+class _RejectedError(RuntimeError):
+    code = "too_many_series"
+    keep_last_good = True
+
+
+def test_a_rejected_cycle_keeps_the_last_good_samples_marked_stale() -> None:
+    source = _Rejecting("engine:e0")
+    sampler = Sampler([source])
+
+    def seen() -> tuple[dict[tuple[str, ...], object], object, object]:
+        snapshot = sampler.snapshot()
+        up = metric_values(snapshot, "gpumetrics_source_up")[("engine:e0",)]
+        stale = metric_values(snapshot, "gpumetrics_source_stale")[("engine:e0",)]
+        return metric_values(snapshot, catalog.gpu.GPU_POWER.name), up, stale
+
+    source.failure = _RejectedError("page over max_series")
+    sampler.sample_once()  # nothing good yet: nothing to keep, not stale
+    assert seen() == ({}, 0.0, 0.0)
+    source.failure = None
+    sampler.sample_once()
+    assert seen() == ({GPU: 100.0}, 1.0, 0.0)
+    source.watts, source.failure = 999.0, _RejectedError("page over max_series")
+    sampler.sample_once()
+    sampler.sample_once()
+    assert seen() == ({GPU: 100.0}, 0.0, 1.0)
+    status = sampler.snapshot().statuses[0]
+    assert (status.stale, status.up, dict(status.errors_total)) == (
+        True,
+        False,
+        {"too_many_series": 3},  # the first rejection, before any good cycle, counts too
+    )
+    source.failure = RuntimeError("engine went away")  # no keep_last_good: dropped
+    sampler.sample_once()
+    assert seen() == ({}, 0.0, 0.0)
+
+
+def test_every_source_is_down_from_the_first_snapshot_until_its_first_cycle() -> None:
+    hung = _Blocking("engine:slow")
+    sampler = Sampler([hung, _Fixed("nvml", 1.0)], interval=0.01)
+    ups = metric_values(sampler.snapshot(), "gpumetrics_source_up")
+    assert ups == {("engine:slow",): 0.0, ("nvml",): 0.0}
+    assert not sampler.ready
+    sampler.start()
+    try:
+        assert hung.entered.wait(5)
+        for _ in range(500):
+            ups = metric_values(sampler.snapshot(), "gpumetrics_source_up")
+            if ups[("nvml",)] == 1.0:
+                break
+            threading.Event().wait(0.01)
+        assert ups == {("engine:slow",): 0.0, ("nvml",): 1.0}
+    finally:
+        hung.release.set()
+        sampler.stop()
+
+
+class _Joins:
+    """Wraps a thread and records the timeout of each join."""
+
+    def __init__(self, thread: threading.Thread, timeouts: list[float]) -> None:
+        self._thread, self._timeouts = thread, timeouts
+
+    def join(self, timeout: float | None = None) -> None:
+        assert timeout is not None
+        self._timeouts.append(timeout)
+        self._thread.join(timeout)
+
+
+def test_stop_gives_all_hung_sources_one_deadline_together() -> None:
+    """Four sources hung inside collect(): stop(0.2) spends at most 0.2 s joining them all
+    (it used to give each one the whole timeout, 4 x 5 s on SIGTERM), and still closes
+    every source."""
+    hung = [_Blocking(f"engine:e{i}") for i in range(4)]
+    sampler = Sampler(hung, interval=0.01)
+    sampler.start()
+    timeouts: list[float] = []
+    try:
+        for source in hung:
+            assert source.entered.wait(5)
+        sampler._threads = [_Joins(t, timeouts) for t in sampler._threads]  # type: ignore[misc]
+        sampler.stop(timeout=0.2)
+    finally:
+        for source in hung:
+            source.release.set()
+    assert len(timeouts) == 4
+    assert 0 < timeouts[0] <= 0.2
+    assert sum(timeouts) <= 0.2
+    assert all(source.closed for source in hung)

@@ -44,10 +44,21 @@ SOURCE_ERRORS = metric(
     "gpumetrics_source_errors_total",
     C,
     "Sampling errors by source and code (an NVML return code name such as "
-    "NVML_ERROR_GPU_IS_LOST, or timeout, parse, http_<status>).",
+    "NVML_ERROR_GPU_IS_LOST, or timeout, parse, http_<status>, too_many_series, ...).",
     ("source", "code"),
     source=EXP,
     group=Group.EXPORTER,
 )
 
-ALL = (BUILD_INFO, SOURCE_UP, SOURCE_DURATION, SOURCE_LAST_SUCCESS, SOURCE_ERRORS)
+SOURCE_STALE = metric(
+    "gpumetrics_source_stale",
+    G,
+    "1 when the source's samples are from its last good cycle, kept because the latest cycle "
+    "was rejected whole (an engine page over a limit: too_many_series, label_value_too_long, "
+    "too_many_labels, too_many_label_values); 0 otherwise.",
+    ("source",),
+    source=EXP,
+    group=Group.EXPORTER,
+)
+
+ALL = (BUILD_INFO, SOURCE_UP, SOURCE_DURATION, SOURCE_LAST_SUCCESS, SOURCE_ERRORS, SOURCE_STALE)

@@ -15,7 +15,7 @@ import click
 from .. import __version__
 from ..extras import MissingExtraError
 
-__all__ = ["COMMANDS", "ExtraNeeded", "LazyGroup", "cli", "main"]
+__all__ = ["COMMANDS", "BadInput", "ExtraNeeded", "LazyGroup", "cli", "main"]
 
 #: Subcommand -> (its module, whose attribute of the same name is the command; the first line
 #: of its help, which `gpumetrics --help` lists without importing it — a test holds the two
@@ -61,11 +61,16 @@ COMMANDS: Mapping[str, tuple[str, str]] = MappingProxyType(
 )
 
 
-class ExtraNeeded(click.ClickException):
-    """A MissingExtraError as the CLI reports it: `Error: <the one line>`, exit code 2 (the
-    code of a usage error: the command cannot run as asked on this install)."""
+class BadInput(click.ClickException):
+    """Input the command cannot run with, reported as one line `Error: ...` without the usage
+    text, exit code 2 (the code of a usage error)."""
 
     exit_code = 2
+
+
+class ExtraNeeded(BadInput):
+    """A MissingExtraError as the CLI reports it: the command cannot run as asked on this
+    install."""
 
 
 class LazyGroup(click.Group):

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import click
-
 from ..costmodel import ModelSpec
 from ..costmodel.fit import DoesNotFitError, MemoryNeed, check_fit
+from . import BadInput
 
 __all__ = ["DoesNotFit", "first_line", "refuse_unless_fits"]
 
 
-class DoesNotFit(click.ClickException):
-    """Bad input (a model too big for the device), printed as `Error: ...` without usage."""
-
-    exit_code = 2
+class DoesNotFit(BadInput):
+    """Bad input: a model too big for the device."""
 
 
 def refuse_unless_fits(

@@ -4,11 +4,14 @@ lookup. A bad value is a usage error (exit 2) naming the option, before any work
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -22,13 +25,18 @@ from ..hardware import GpuSpec, find_gpu, load_gpu_spec, with_overrides
 __all__ = [
     "ADDRESS",
     "ENGINE",
+    "HTTP_URL",
     "INT_LIST",
     "KEY_VALUE",
+    "LISTEN_ADDRESS",
     "QUANTITY",
     "Address",
     "EngineFlag",
+    "FiniteRange",
+    "HttpUrl",
     "IntList",
     "KeyValue",
+    "ListenAddress",
     "OutputFile",
     "Quantity",
     "block_size_option",
@@ -156,6 +164,68 @@ class Address(_Type):
         return host.strip("[]") or "127.0.0.1", int(port)
 
 
+class FiniteRange(click.FloatRange):
+    """A FloatRange that also refuses NaN and infinities (`nan` compares false with both
+    bounds, so a plain FloatRange lets it through, from a flag, the environment or TOML)."""
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        number = super().convert(value, param, ctx)  # type: ignore[arg-type]
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+#: One label of a host name as RFC 1123 spells it: letters, digits and inner dashes.
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def _is_hostname(text: str) -> bool:
+    labels = text.removesuffix(".").split(".")
+    return 0 < len(text) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
+
+
+class ListenAddress(_Type):
+    """An address to listen on: an IPv4 or IPv6 literal (`0.0.0.0`, `::`, `::1`, `[::1]`) or
+    a host name; `999.1.1.1` and other malformed literals are refused before anything binds."""
+
+    name = "ADDRESS"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value).strip()
+        bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+        if ":" in bare or re.fullmatch(r"[0-9.]+", bare):
+            try:
+                return str(ipaddress.ip_address(bare))
+            except ValueError:
+                self.fail(f"{text!r} is not an IPv4 or IPv6 address", param, ctx)
+        if not _is_hostname(bare):
+            self.fail(f"{text!r} is not an IP address or host name", param, ctx)
+        return bare
+
+
+class HttpUrl(_Type):
+    """An `http://` or `https://` URL with a host (and a valid port, if given)."""
+
+    name = "URL"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value).strip()
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            self.fail(f"{text!r}: {exc}", param, ctx)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            self.fail(f"{text!r} is not an http:// or https:// URL with a host", param, ctx)
+        return text
+
+
 class EngineFlag(_Type):
     """`NAME=URL[,kind=K][,model=M][,gpus=0+1][,timeout_s=S]` -> a validated EngineConfig
     (an EngineConfig from the config file passes through)."""
@@ -189,6 +259,8 @@ class KeyValue(_Type):
         return key.strip(), text
 
 
+LISTEN_ADDRESS = ListenAddress()
+HTTP_URL = HttpUrl()
 INT_LIST = IntList()
 QUANTITY = Quantity()
 ADDRESS = Address()

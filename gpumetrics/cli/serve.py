@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
+import sys
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import click
 
@@ -26,14 +28,17 @@ from ..errors import ConfigError, GpumetricsError
 from ..extras import MissingExtraError, require
 from ..hardware import GpuSpec, find_gpu
 from ..settings import ServeSettings
+from ..sources import Source as SourceLike
 from ..sources.infiniband import DEFAULT_ROOT as IB_ROOT
 from ..sources.pods import MODES
 from ..sources.pods.kubelet import DEFAULT_SOCKET
 from ..testing import FakeProfile, parse_fake_gpus
 from ..testing.workloads import WORKLOADS
+from . import BadInput
 from ._build import build_sources
+from ._lifecycle import SHUTDOWN_S, SWITCH_INTERVAL_S, Deadline, signals_handled
 from .loader import load_settings
-from .options import ENGINE, KEY_VALUE, derived_window_option
+from .options import ENGINE, HTTP_URL, KEY_VALUE, LISTEN_ADDRESS, FiniteRange, derived_window_option
 
 __all__ = ["serve"]
 
@@ -72,11 +77,17 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     expose_value=False,
     help="TOML config file (docs/configuration.md); flags and env vars override it.",
 )
-@click.option("--address", default="0.0.0.0", show_default=True, help="Listen address.")
+@click.option(
+    "--address",
+    type=LISTEN_ADDRESS,
+    default="0.0.0.0",
+    show_default=True,
+    help="Listen address: IPv4, IPv6 (`::`, `::1`) or a host name.",
+)
 @click.option("--port", type=click.IntRange(0, 65535), default=9835, show_default=True)
 @click.option(
     "--interval",
-    type=click.FloatRange(0.1, 3600),
+    type=FiniteRange(0.1, 3600),
     default=1.0,
     show_default=True,
     help="Seconds between sampling cycles of each source.",
@@ -175,12 +186,13 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
 )
 @click.option(
     "--otlp-endpoint",
+    type=HTTP_URL,
     metavar="URL",
     help="Also push OTLP/HTTP metrics here (base URL; /v1/metrics is appended).",
 )
 @click.option(
     "--otlp-interval",
-    type=click.FloatRange(1, 3600),
+    type=FiniteRange(1, 3600),
     default=10.0,
     show_default=True,
     help="Seconds between OTLP exports.",
@@ -270,12 +282,22 @@ def _printable(settings: ServeSettings, prepared: _Prepared) -> dict[str, object
 
 
 def _run(settings: ServeSettings, prepared: _Prepared) -> None:
+    # A thread that wants the GIL waits up to the switch interval for each hand-over (5 ms by
+    # default); a scrape or a GPU cycle needs several while an engine page is parsed, so 1 ms
+    # keeps them in the latency budget (benchmarks/chaos_serve.py, BENCHMARKS.md).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    stop = threading.Event()
+    with signals_handled(stop):  # from the start: a signal during start-up still cleans up
+        _serve(settings, prepared, stop)
+
+
+def _serve(settings: ServeSettings, prepared: _Prepared, stop: threading.Event) -> None:
     if settings.otlp_endpoint:
         # Imported only when used: the OpenTelemetry SDK costs ~10 MiB of resident memory.
         from ..export.otel import OtelExporter  # noqa: PLC0415
     # Imported here: prometheus_client and bcrypt are needed only once serving starts.
     from ..export.prometheus import PrometheusEndpoint  # noqa: PLC0415
-    from ..export.server import MetricsServer  # noqa: PLC0415
+    from ..export.server import ListenError, MetricsServer  # noqa: PLC0415
     from ..pipeline import Sampler  # noqa: PLC0415
 
     try:
@@ -288,9 +310,16 @@ def _run(settings: ServeSettings, prepared: _Prepared) -> None:
         derived = DerivedGauges(window) if derives else None
         sampler = Sampler(sources, interval=settings.interval, derived=derived)
         endpoint = PrometheusEndpoint(sampler.snapshot, prepared.specs)
-        server = MetricsServer(
-            settings.address, settings.port, endpoint.render, lambda: sampler.ready, prepared.web
-        )
+        try:
+            server = MetricsServer(
+                settings.address,
+                settings.port,
+                endpoint.render,
+                lambda: sampler.ready,
+                prepared.web,
+            )
+        except ListenError as exc:  # a bad address or a privileged port: one line, exit 2
+            raise BadInput(str(exc)) from None
         otel = (
             OtelExporter(
                 sampler.snapshot,
@@ -303,28 +332,60 @@ def _run(settings: ServeSettings, prepared: _Prepared) -> None:
             else None
         )
     except GpumetricsError as exc:
-        for source in sources:  # stop what already started (e.g. the XID thread)
-            source.close()
-        undo()
+        _close(sources, undo)
         raise click.ClickException(str(exc)) from None
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    sampler.start()
-    server.start()
-    if otel is not None:
-        otel.start()
-    log.info(
-        "serving on %s://%s:%d/metrics (sources: %s)",
-        "https" if prepared.web is not None and prepared.web.tls else "http",
-        settings.address,
-        server.port,
-        ", ".join(s.name for s in sources) or "none",
-    )
-    stop.wait()
+    except BaseException:
+        _close(sources, undo)
+        raise
+    try:
+        sampler.start()
+        server.start()
+        if otel is not None:
+            otel.start()
+        log.info(
+            "serving on %s://%s:%d/metrics (sources: %s)",
+            "https" if prepared.web is not None and prepared.web.tls else "http",
+            settings.address,
+            server.port,
+            ", ".join(s.name for s in sources) or "none",
+        )
+        stop.wait()
+    finally:
+        _shutdown(server, otel, sampler, undo)
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+class _Flushable(Protocol):
+    def shutdown(self, timeout_s: float | None = None) -> bool: ...
+
+
+class _SamplerLike(Protocol):
+    def stop(self, timeout: float = ...) -> None: ...
+
+
+def _shutdown(
+    server: _Stoppable, otel: _Flushable | None, sampler: _SamplerLike, undo: Callable[[], None]
+) -> None:
+    """Stop everything within one deadline (SHUTDOWN_S for all parts together), then remove
+    what the fakes installed (temp dirs, the fake NVML)."""
     log.info("stopping")
-    server.stop()
-    if otel is not None and not otel.shutdown():  # flushes one last export
-        log.warning("final OTLP export did not complete")
-    sampler.stop()
-    undo()
+    deadline = Deadline(SHUTDOWN_S, floor=0.1)
+    try:
+        server.stop()
+        if otel is not None and not otel.shutdown(timeout_s=min(2.0, deadline.left())):
+            log.warning("final OTLP export did not complete")
+        sampler.stop(timeout=deadline.left())  # closes every source, hung or not
+    finally:
+        undo()
+
+
+def _close(sources: Sequence[SourceLike], undo: Callable[[], None]) -> None:
+    """Close what already started (e.g. the XID thread) when start-up fails."""
+    try:
+        for source in sources:
+            source.close()
+    finally:
+        undo()

@@ -50,10 +50,15 @@ class ListenError(GpumetricsError, OSError):
     an unresolvable name)."""
 
     def __init__(self, address: str, port: int, exc: OSError) -> None:
-        problem = exc.strerror or str(exc)
-        if exc.errno == errno.EACCES and port < 1024:
-            problem += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-        super().__init__(f"cannot listen on {address}:{port}: {problem}")
+        if exc.errno == errno.EACCES:
+            why = "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            why = "no interface of this machine has that address"
+        elif exc.errno == errno.EAFNOSUPPORT:
+            why = "this address family is not supported here"
+        else:
+            why = exc.strerror or str(exc)
+        super().__init__(f"cannot listen on {address}:{port}: {why}")
 
 
 def _listen(address: str, port: int) -> socket.socket:

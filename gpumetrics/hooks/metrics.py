@@ -1,8 +1,9 @@
 """`EngineMetrics`: the engine-facing hooks. O(1) per call, stdlib only, never raising.
 
 A call validates all of its arguments first, then applies all of its updates or none.
-An invalid call (a negative count, NaN, a string, an unknown phase) is dropped and counted in
-`hook_errors`; the first drop per method is logged as a warning, the rest at debug level.
+An invalid call (a negative count, NaN, a string, an unknown phase, a count that is not a whole
+number: `1.5`, `True`, `float("nan")`; an int-like such as numpy.int64 is accepted) is dropped and
+counted in `hook_errors`; the first drop per method is logged as a warning, the rest at debug level.
 (A call with a misspelt or missing keyword fails in Python's argument binding, before the hook
 runs: that TypeError is the caller's bug, and mypy reports it.) Each call is O(1) except where
 the engine hands over a list: the cost model over `work`, and `inter_token_s`.
@@ -48,6 +49,15 @@ def _adapters(names: Sequence[str], what: str) -> str:
         if not isinstance(name, str) or not 0 < len(name) <= MAX_LORA_NAME or "," in name:
             raise ValueError(f"{what}: adapter names are non-empty str without commas")
     return ",".join(names)
+
+
+def _whole(*counts: object) -> None:
+    """Raise TypeError unless every count is an integer (int or an int-like with `__index__`,
+    not bool: `True` is a flag, not one token)."""
+    for count in counts:
+        kind = type(count)
+        if kind is not int and (kind is bool or not hasattr(kind, "__index__")):
+            raise TypeError(f"counts must be integers, got {count!r}")
 
 
 class EngineMetrics(EngineState):
@@ -99,6 +109,12 @@ class EngineMetrics(EngineState):
         are the step's work; each one omitted is computed from the cost model over `work`
         when a model_spec was given (then `work` is required), else not counted."""
         try:
+            if not (
+                type(sequences) is int
+                and type(prefill_tokens) is int
+                and type(decode_tokens) is int
+            ):  # ints: one type check each
+                _whole(sequences, prefill_tokens, decode_tokens)
             if flops is None or read_bytes is None or write_bytes is None:
                 flops, read_bytes, write_bytes = step_work(
                     self._spec,
@@ -147,6 +163,12 @@ class EngineMetrics(EngineState):
         free blocks still holding a reusable cached prefix. Usage ratio = used / total."""
         try:
             if not (
+                type(used_blocks) is int
+                and type(total_blocks) is int
+                and type(evictable_blocks) is int
+            ):  # ints: one type check each
+                _whole(used_blocks, total_blocks, evictable_blocks)
+            if not (
                 0 <= used_blocks <= total_blocks <= MAX
                 and total_blocks > 0
                 and 0 <= evictable_blocks <= total_blocks
@@ -178,6 +200,12 @@ class EngineMetrics(EngineState):
         `conversation`); a sink that raises drops the whole call.
         O(len(block_hashes))."""
         try:
+            if not (
+                type(queried_tokens) is int and type(hit_tokens) is int
+            ):  # ints: one type check each
+                _whole(queried_tokens, hit_tokens)
+            if output_tokens is not None and type(output_tokens) is not int:
+                _whole(output_tokens)
             if not 0 <= hit_tokens <= queried_tokens <= MAX:
                 raise ValueError("need 0 <= hit_tokens <= queried_tokens")
             if block_hashes is not None:
@@ -222,6 +250,8 @@ class EngineMetrics(EngineState):
     def record_eviction(self, blocks: int = 1) -> None:
         """Cached KV blocks reused for other data (their prefix is lost)."""
         try:
+            if type(blocks) is not int:  # ints: one type check each
+                _whole(blocks)
             if 0 <= blocks <= MAX:
                 self._evicted += blocks
                 return
@@ -234,6 +264,8 @@ class EngineMetrics(EngineState):
         and the FLOPs that wasted (default: their prefill cost from the cost model, 0 without
         a model_spec)."""
         try:
+            if type(tokens) is not int:  # ints: one type check each
+                _whole(tokens)
             if flops is None:
                 flops = recompute_flops(
                     self._spec, tokens, dtype=self._dtype, kv_dtype=self._kv_dtype
@@ -248,6 +280,8 @@ class EngineMetrics(EngineState):
     def record_preemption(self, count: int = 1) -> None:
         """Running sequences preempted because KV blocks ran out."""
         try:
+            if type(count) is not int:  # ints: one type check each
+                _whole(count)
             if 0 <= count <= MAX:
                 self._preemptions += count
                 return
@@ -258,6 +292,8 @@ class EngineMetrics(EngineState):
     def set_queue(self, waiting: int, running: int) -> None:
         """Requests waiting to be scheduled and sequences in the running batch, now."""
         try:
+            if not (type(waiting) is int and type(running) is int):  # ints: one type check each
+                _whole(waiting, running)
             if not (0 <= waiting <= MAX and 0 <= running <= MAX):
                 raise ValueError("waiting and running must be finite and >= 0")
             self._waiting = waiting
@@ -313,6 +349,12 @@ class EngineMetrics(EngineState):
         its end-to-end time (seconds); its prompt tokens, how many of them came from the
         prefix cache, and its output tokens. O(len(inter_token_s))."""
         try:
+            if not (
+                type(prompt_tokens) is int
+                and type(cached_tokens) is int
+                and type(output_tokens) is int
+            ):  # ints: one type check each
+                _whole(prompt_tokens, cached_tokens, output_tokens)
             if not (
                 0 <= ttft_s <= MAX
                 and 0 <= e2e_s <= MAX

@@ -48,7 +48,7 @@ def _check(text: str, config: EngineConfig, allowed: frozenset[str]) -> None:
 
 
 def _well_formed(collection: Collection) -> None:
-    assert all(code == "invalid_series" for code in collection.errors)
+    assert all(code in ("invalid_series", "duplicate_series") for code in collection.errors)
     for sample in collection.samples:
         spec = SPECS[sample.metric]
         assert len(sample.labels) == len(spec.labels)

@@ -223,13 +223,16 @@ def test_serve_scraped_once_then_sigterm(env: Env) -> None:
                 url = line.split("serving on ")[1].split()[0]
         assert url is not None, "serve did not start:\n" + "".join(seen)
         body = ""
+        ready = url.rsplit("/", 1)[0] + "/ready"
         while time.monotonic() < deadline:  # ready once every source sampled once
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    body = response.read().decode()
+                with urllib.request.urlopen(ready, timeout=5):
+                    pass
                 break
-            except OSError:
+            except OSError:  # 503 until then (source_up exists from the start, at 0)
                 time.sleep(0.1)
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)
