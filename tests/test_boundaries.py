@@ -21,7 +21,7 @@ LAYERS = {
     "hooks": 2, "derive": 2,
     "sources": 3, "kvsize": 3,
     "pipeline": 4, "testing": 4,
-    "export": 5, "render": 5, "worker": 5, "profile": 5, "view": 5,
+    "export": 5, "render": 5, "worker": 5, "profile": 5, "view": 5, "integrations": 5,
     "cli": 6,
     "__main__": 7,
 }  # fmt: skip
@@ -31,7 +31,10 @@ EXCLUSIVE = {
     "pynvml": ("sources/nvml", "sources/gpm", "sources/xid", "testing/fakenvml"),
     # The scrape bridge parses engines' text with prometheus_client's parser (issue 4 asks
     # for it); everything else about prometheus_client stays in export/prometheus.
-    "prometheus_client": ("export/prometheus", "sources/engine/parse"),
+    "prometheus_client": ("export/prometheus", "sources/engine/parse", "integrations/vllm"),
+    # The vLLM stat-logger plugin runs inside vLLM, which loads it: only it touches vLLM, and
+    # it writes into the registry vLLM serves (issue 11).
+    "vllm": ("integrations/vllm",),
     "opentelemetry": ("export/otel",),
     # The worker's torch side; its core (WORKER_CORE below) and engine.py's module level
     # stay torch-free.
@@ -172,6 +175,17 @@ def test_derive_reads_no_clock_and_touches_no_os(path: Path) -> None:
     roots = {name.split(".")[0] for name in _imports(path)}
     relative = path.relative_to(PACKAGE).as_posix()
     assert not roots & CLOCK_AND_OS, f"{relative} imports {roots & CLOCK_AND_OS}"
+
+
+def test_nothing_in_the_package_imports_the_integrations() -> None:
+    """Engine plugins are loaded by their engine only (vLLM through its entry point): an
+    import of gpumetrics.integrations from the package would drag vLLM in."""
+    for path in _modules():
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith("integrations/"):
+            continue
+        found = sorted(n for n in _imports(path) if n.startswith("gpumetrics.integrations"))
+        assert not found, f"{relative} imports {found}"
 
 
 def test_importing_the_core_pulls_nothing_heavy() -> None:
