@@ -15,6 +15,10 @@ series carries `engine` (the gpumetrics engine name), `model` (vLLM's served mod
 from __future__ import annotations
 
 import threading
+import weakref
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -40,7 +44,9 @@ PROM_SPECS: tuple[MetricSpec, ...] = (
 DP_LABEL = "dp_rank"
 
 _lock = threading.Lock()
-_families: dict[int, dict[str, Any]] = {}
+_families: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _family(spec: MetricSpec, registry: CollectorRegistry) -> Any:
@@ -59,11 +65,30 @@ def families(registry: CollectorRegistry | None = None) -> dict[str, Any]:
     per registry: vLLM builds one logger per DP rank, and they share these families."""
     registry = REGISTRY if registry is None else registry
     with _lock:
-        found = _families.get(id(registry))
+        found = _families.get(registry)
         if found is None:
             found = {spec.name: _family(spec, registry) for spec in PROM_SPECS}
-            _families[id(registry)] = found
+            _families[registry] = found
         return found
+
+
+def observe_many(child: Any, bounds: Sequence[float], values: Sequence[float]) -> None:
+    """`child.observe(v)` for each of `values`, with one increment per bucket touched (a batch
+    of 64 inter-token gaps falls into one or two buckets): prometheus_client's Histogram keeps
+    per-bucket (not cumulative) values and a sum, which this adds to directly — in its
+    multiprocess mode too. Falls back to `observe` where those values are not there."""
+    buckets, total = getattr(child, "_buckets", None), getattr(child, "_sum", None)
+    if len(values) < 3 or buckets is None or total is None or len(buckets) != len(bounds) + 1:
+        for v in values:
+            child.observe(v)
+        return
+    total.inc(sum(values))
+    low, high = bisect_left(bounds, min(values)), bisect_left(bounds, max(values))
+    if low == high:  # the usual case: one bucket
+        buckets[low].inc(len(values))
+        return
+    for index, count in Tally(bisect_left(bounds, v) for v in values).items():
+        buckets[index].inc(count)
 
 
 class PromSink:
@@ -154,8 +179,10 @@ class PromSink:
         if phase is not None:
             self.steps[phase].inc()
             self.step_sequences.inc(r.sequences)
-            self.tokens_prefill.inc(r.prefill_tokens)
-            self.tokens_decode.inc(r.decode_tokens)
+            if r.prefill_tokens:
+                self.tokens_prefill.inc(r.prefill_tokens)
+            if r.decode_tokens:
+                self.tokens_decode.inc(r.decode_tokens)
             self.flops.inc(work[0])
             self.read.inc(work[1])
             self.write.inc(work[2])
@@ -167,11 +194,11 @@ class PromSink:
             self.cached.inc(r.prompt_cached_tokens)
         if r.generated_tokens:
             self.generated.inc(r.generated_tokens)
-        for ttft in r.ttfts:
-            self.ttft.observe(ttft)
-        for itl in r.itls:
-            self.itl.observe(itl)
-        for e2e in r.e2es:
-            self.e2e.observe(e2e)
+        if r.ttfts:
+            observe_many(self.ttft, cat.TTFT.buckets, r.ttfts)
+        if r.itls:
+            observe_many(self.itl, cat.ITL.buckets, r.itls)
+        if r.e2es:
+            observe_many(self.e2e, cat.E2E.buckets, r.e2es)
         if r.e2es:
             self.finished.inc(len(r.e2es))

@@ -30,6 +30,7 @@ Logits: one per decode token and one per completed prefill.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,8 +78,8 @@ class StepReading:
     prompt_tokens: int
     prompt_cached_tokens: int
     generated_tokens: int
-    ttfts: tuple[float, ...]
-    itls: tuple[float, ...]
+    ttfts: Sequence[float]
+    itls: Sequence[float]
     e2es: tuple[float, ...]
     finished: tuple[FinishedRequest, ...]
     missing: tuple[str, ...]
@@ -94,6 +95,9 @@ class StepReading:
 
 
 _NONE: Any = object()
+
+#: A step's raw fields, in `StepReader._reading`'s order.
+_Raw = tuple[Any, ...]
 
 
 def _num(obj: Any, name: str, missing: list[str], where: str) -> Any:
@@ -114,15 +118,15 @@ def _int(obj: Any, name: str, missing: list[str], where: str) -> int:
     return value
 
 
-def _floats(obj: Any, name: str, missing: list[str], where: str) -> tuple[float, ...]:
+def _floats(obj: Any, name: str, missing: list[str], where: str) -> Sequence[float]:
+    """A list of seconds as vLLM holds it (not copied: vLLM builds a new one each step)."""
     value = _num(obj, name, missing, where)
     if value is None:
         return ()
-    try:
-        return tuple(float(v) for v in value)
-    except (TypeError, ValueError):
+    if not isinstance(value, list | tuple):
         missing.append(f"{where}.{name}")
         return ()
+    return value
 
 
 def _finished(req: Any, miss: list[str]) -> FinishedRequest:
@@ -141,6 +145,101 @@ def _finished(req: Any, miss: list[str]) -> FinishedRequest:
     )
 
 
+def _gather(s: Any, it: Any, miss: list[str]) -> _Raw:
+    """The careful path: each field read with a default, the names missing noted in `miss`."""
+    running = waiting = None
+    kv_usage: float | None = None
+    q = h = pq = ph = pr = evicted = drafts = draft_tokens = accepted = 0
+    ctx_tokens: int | None = None
+    gen_scheduled: int | None = None
+    duration: float | None = None
+    if s is not None:
+        running = _num(s, "num_running_reqs", miss, "scheduler_stats")
+        w = _num(s, "num_waiting_reqs", miss, "scheduler_stats")
+        skipped = getattr(s, "num_skipped_waiting_reqs", 0) or 0  # newer vLLMs only
+        waiting = None if w is None else int(w) + int(skipped)
+        kv_usage = _num(s, "kv_cache_usage", miss, "scheduler_stats")
+        pcs = _num(s, "prefix_cache_stats", miss, "scheduler_stats")
+        if pcs is not None:
+            q = _int(pcs, "queries", miss, "prefix_cache_stats")
+            h = _int(pcs, "hits", miss, "prefix_cache_stats")
+            pq = _int(pcs, "preempted_queries", miss, "prefix_cache_stats")
+            ph = _int(pcs, "preempted_hits", miss, "prefix_cache_stats")
+            pr = _int(pcs, "preempted_requests", miss, "prefix_cache_stats")
+        evicted = len(getattr(s, "kv_cache_eviction_events", None) or ())
+        spec = getattr(s, "spec_decoding_stats", None)
+        if spec is not None:
+            drafts = _int(spec, "num_drafts", miss, "spec_decoding_stats")
+            draft_tokens = _int(spec, "num_draft_tokens", miss, "spec_decoding_stats")
+            accepted = _int(spec, "num_accepted_tokens", miss, "spec_decoding_stats")
+        details = getattr(s, "iteration_details", None)
+        if details is not None and not getattr(details, "is_dummy", False):
+            ctx_tokens = _int(details, "num_ctx_tokens", miss, "iteration_details")
+            gen_scheduled = _int(details, "num_generation_tokens", miss, "iteration_details")
+            ms = _num(details, "elapsed_ms", miss, "iteration_details")
+            duration = None if ms is None else float(ms) / 1000.0
+    preemptions = prompt = cached = computed = generated = 0
+    ttfts: Sequence[float] = ()
+    itls: Sequence[float] = ()
+    done: list[FinishedRequest] = []
+    if it is not None:
+        preemptions = _int(it, "num_preempted_reqs", miss, "iteration_stats")
+        generated = _int(it, "num_generation_tokens", miss, "iteration_stats")
+        pts = _num(it, "prompt_token_stats", miss, "iteration_stats")
+        if pts is not None:
+            prompt = _int(pts, "total", miss, "prompt_token_stats")
+            cached = _int(pts, "cached_tokens", miss, "prompt_token_stats")
+            computed = _int(pts, "computed", miss, "prompt_token_stats")
+        ttfts = _floats(it, "time_to_first_tokens_iter", miss, "iteration_stats")
+        itls = _floats(it, "inter_token_latencies_iter", miss, "iteration_stats")
+        for req in _num(it, "finished_requests", miss, "iteration_stats") or ():
+            done.append(_finished(req, miss))
+    return (running, waiting, kv_usage, q, h, pq, ph, pr, evicted, drafts, draft_tokens,
+            accepted, ctx_tokens, gen_scheduled, duration, preemptions, prompt, cached, computed,
+            generated, ttfts, itls, done)  # fmt: skip
+
+
+def _gather_fast(s: Any, it: Any, miss: list[str]) -> _Raw:
+    """vLLM 0.32's objects read directly: an AttributeError or TypeError sends the step down
+    the careful path (`_gather`)."""
+    running = waiting = kv_usage = None
+    q = h = pq = ph = pr = evicted = drafts = draft_tokens = accepted = 0
+    ctx_tokens = gen_scheduled = None
+    duration = None
+    if s is not None:
+        running, kv_usage = s.num_running_reqs, float(s.kv_cache_usage)
+        waiting = s.num_waiting_reqs + s.num_skipped_waiting_reqs
+        pcs = s.prefix_cache_stats
+        q, h, pr = pcs.queries + 0, pcs.hits + 0, pcs.preempted_requests + 0
+        pq, ph = pcs.preempted_queries + 0, pcs.preempted_hits + 0
+        evicted = len(s.kv_cache_eviction_events)
+        spec = s.spec_decoding_stats
+        if spec is not None:
+            drafts, draft_tokens = spec.num_drafts + 0, spec.num_draft_tokens + 0
+            accepted = spec.num_accepted_tokens + 0
+        details = s.iteration_details
+        if details is not None and not details.is_dummy:
+            ctx_tokens, gen_scheduled = (
+                details.num_ctx_tokens + 0,
+                details.num_generation_tokens + 0,
+            )
+            duration = details.elapsed_ms / 1000.0
+    preemptions = prompt = cached = computed = generated = 0
+    ttfts: Sequence[float] = ()
+    itls: Sequence[float] = ()
+    done: list[FinishedRequest] = []
+    if it is not None:
+        preemptions, generated = it.num_preempted_reqs + 0, it.num_generation_tokens + 0
+        pts = it.prompt_token_stats
+        prompt, cached, computed = pts.total + 0, pts.cached_tokens + 0, pts.computed + 0
+        ttfts, itls = list(it.time_to_first_tokens_iter), list(it.inter_token_latencies_iter)
+        for req in it.finished_requests:
+            done.append(_finished(req, miss))
+    return (running, waiting, kv_usage, q, h, pq, ph, pr, evicted, drafts, draft_tokens,
+            accepted, ctx_tokens, gen_scheduled, duration, preemptions, prompt, cached, computed,
+            generated, ttfts, itls, done)  # fmt: skip
+
+
 class StepReader:
     """Reads vLLM's per-step stats for one engine (DP rank); keeps the live-context totals."""
 
@@ -152,60 +251,23 @@ class StepReader:
         self.live_requests = 0
 
     def read(self, scheduler_stats: Any, iteration_stats: Any) -> StepReading:
-        """Read one step; never raises on odd or missing fields (see `StepReading.missing`)."""
+        """Read one step; never raises on odd or missing fields (see `StepReading.missing`).
+        vLLM 0.32's objects take the direct path (plain attribute reads); anything else, the
+        careful one, field by field."""
         miss: list[str] = []
-        running = waiting = None
-        kv_usage: float | None = None
-        q = h = pq = ph = pr = evicted = drafts = draft_tokens = accepted = 0
-        ctx_tokens: int | None = None
-        gen_scheduled: int | None = None
-        duration: float | None = None
-        s = scheduler_stats
-        if s is not None:
-            running = _num(s, "num_running_reqs", miss, "scheduler_stats")
-            w = _num(s, "num_waiting_reqs", miss, "scheduler_stats")
-            skipped = getattr(s, "num_skipped_waiting_reqs", 0) or 0  # newer vLLMs only
-            waiting = None if w is None else int(w) + int(skipped)
-            kv_usage = _num(s, "kv_cache_usage", miss, "scheduler_stats")
-            pcs = _num(s, "prefix_cache_stats", miss, "scheduler_stats")
-            if pcs is not None:
-                q = _int(pcs, "queries", miss, "prefix_cache_stats")
-                h = _int(pcs, "hits", miss, "prefix_cache_stats")
-                pq = _int(pcs, "preempted_queries", miss, "prefix_cache_stats")
-                ph = _int(pcs, "preempted_hits", miss, "prefix_cache_stats")
-                pr = _int(pcs, "preempted_requests", miss, "prefix_cache_stats")
-            evicted = len(getattr(s, "kv_cache_eviction_events", None) or ())
-            spec = getattr(s, "spec_decoding_stats", None)
-            if spec is not None:
-                drafts = _int(spec, "num_drafts", miss, "spec_decoding_stats")
-                draft_tokens = _int(spec, "num_draft_tokens", miss, "spec_decoding_stats")
-                accepted = _int(spec, "num_accepted_tokens", miss, "spec_decoding_stats")
-            details = getattr(s, "iteration_details", None)
-            if details is not None and not getattr(details, "is_dummy", False):
-                ctx_tokens = _int(details, "num_ctx_tokens", miss, "iteration_details")
-                gen_scheduled = _int(details, "num_generation_tokens", miss, "iteration_details")
-                ms = _num(details, "elapsed_ms", miss, "iteration_details")
-                duration = None if ms is None else float(ms) / 1000.0
-        it = iteration_stats
-        preemptions = prompt = cached = computed = generated = 0
-        ttfts: tuple[float, ...] = ()
-        itls: tuple[float, ...] = ()
-        done: list[FinishedRequest] = []
-        finished_context = finished = 0
-        if it is not None:
-            preemptions = _int(it, "num_preempted_reqs", miss, "iteration_stats")
-            generated = _int(it, "num_generation_tokens", miss, "iteration_stats")
-            pts = _num(it, "prompt_token_stats", miss, "iteration_stats")
-            if pts is not None:
-                prompt = _int(pts, "total", miss, "prompt_token_stats")
-                cached = _int(pts, "cached_tokens", miss, "prompt_token_stats")
-                computed = _int(pts, "computed", miss, "prompt_token_stats")
-            ttfts = _floats(it, "time_to_first_tokens_iter", miss, "iteration_stats")
-            itls = _floats(it, "inter_token_latencies_iter", miss, "iteration_stats")
-            for req in _num(it, "finished_requests", miss, "iteration_stats") or ():
-                done.append(_finished(req, miss))
-                finished_context += done[-1].prompt_tokens + done[-1].generated_tokens
-                finished += 1
+        try:
+            raw = _gather_fast(scheduler_stats, iteration_stats, miss)
+        except (AttributeError, TypeError, ValueError):
+            miss.clear()
+            raw = _gather(scheduler_stats, iteration_stats, miss)
+        return self._reading(raw, miss)
+
+    def _reading(self, raw: _Raw, miss: list[str]) -> StepReading:
+        (running, waiting, kv_usage, q, h, pq, ph, pr, evicted, drafts, draft_tokens, accepted,
+         ctx_tokens, gen_scheduled, duration, preemptions, prompt, cached, computed, generated,
+         ttfts, itls, done) = raw  # fmt: skip
+        finished = len(done)
+        finished_context = sum(r.prompt_tokens + r.generated_tokens for r in done) if done else 0
         first_tokens = len(ttfts)
         recomputed = max(pq - ph, 0)
         recompute_tc = recomputed * pq // pr if pr else 0
@@ -245,7 +307,7 @@ class StepReader:
             generated_tokens=generated,
             ttfts=ttfts,
             itls=itls,
-            e2es=tuple(r.e2e_s for r in done),
+            e2es=tuple(r.e2e_s for r in done) if done else (),
             finished=tuple(done),
             missing=tuple(miss),
         )
