@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["FinishedRequest", "StepReader", "StepReading"]
 
@@ -50,9 +50,10 @@ class FinishedRequest:
     preemptions: int
 
 
-@dataclass(frozen=True, slots=True)
-class StepReading:
-    """One step's numbers. Token counts are tokens; times are seconds; None = not reported."""
+class StepReading(NamedTuple):
+    """One step's numbers. Token counts are tokens; times are seconds; None = not reported.
+    (Immutable like the house's frozen dataclasses, but a NamedTuple: building a frozen
+    dataclass of 28 fields costs ~6 µs, a third of the per-step budget.)"""
 
     running: int | None
     waiting: int | None

@@ -146,7 +146,11 @@ def test_small_pool_preempts_and_counts_recompute(vllm_env: Path, tmp_path: Path
         "24",
         extra_env={"VLLM_PLUGINS": "gpumetrics"},
     ) as server:
-        load = chat_load(server.url, seed=12, conversations=6, turns=3, concurrency=6)
+        # 8 at once, each growing by 160 tokens (more than one 128-token block) after it
+        # was admitted into a full pool: running requests run out of blocks.
+        load = chat_load(
+            server.url, seed=12, conversations=8, turns=2, concurrency=8, max_tokens=160
+        )
         page = _settled(server.url, load)
     _assert_same(page)
     assert total(page, "vllm:num_preemptions_total") > 0
