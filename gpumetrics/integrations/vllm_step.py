@@ -12,7 +12,9 @@ counts (`iteration_details.num_ctx_tokens` / `num_generation_tokens`) and the st
 prefill completed this step (`prompt_token_stats.computed`, all of a chunked prefill lands on
 its last chunk's step) plus the tokens recomputed after a preemption
 (`prefix_cache_stats.preempted_queries - preempted_hits`), and decode tokens are the generated
-tokens less one first token per finished prefill; the step then has no duration.
+tokens less one first token per finished prefill; the step then has no duration, and a step
+that completes nothing (a middle prefill chunk) is not seen at all. The live test serves with
+iteration details on; the plugin's token counts then equal the scheduler's.
 
 Attention work (the cost model's Σ n·c over requests: new tokens x context). vLLM's stats carry
 no per-request context lengths, so it is estimated from running totals:
