@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import sys
@@ -101,6 +102,20 @@ def micro(batch: int, repeat: int) -> float:
     return best * 1e6
 
 
+def _cpu_seconds(group: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group
+    `group` (a server, its engine core and workers)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _spread(values: list[float]) -> float:
     mid = statistics.median(values)
     return max(abs(v - mid) for v in values) / mid
@@ -122,13 +137,20 @@ def live(runs: int) -> dict[str, float]:
             chat_load(server.url, **load)
         on: list[float] = []
         off: list[float] = []
+        cpu_on: list[float] = []
+        cpu_off: list[float] = []
         for i in range(runs):
             order = (with_plugin, without) if i % 2 == 0 else (without, with_plugin)
             for server in order:
-                rate = chat_load(server.url, **load).tokens_per_s
-                (on if server is with_plugin else off).append(rate)
+                cpu = _cpu_seconds(server.process.pid)
+                result = chat_load(server.url, **load)
+                tokens = sum(r.completion_tokens for r in result.replies)
+                per_k = 1000.0 * (_cpu_seconds(server.process.pid) - cpu) / tokens
+                (on if server is with_plugin else off).append(result.tokens_per_s)
+                (cpu_on if server is with_plugin else cpu_off).append(per_k)
                 side = "with" if server is with_plugin else "without"
-                print(f"  run {i + 1} {side:7s} plugin: {rate:7.1f} tokens/s", flush=True)
+                print(f"  run {i + 1} {side:7s} plugin: {result.tokens_per_s:7.1f} tokens/s, "
+                      f"{per_k:.3f} CPU s per 1k tokens", flush=True)  # fmt: skip
         page = scrape(f"{with_plugin.url}/metrics")
     steps = total(page, cat.STEPS.name)
     return {
@@ -139,6 +161,10 @@ def live(runs: int) -> dict[str, float]:
         "off_spread": _spread(off),
         "step_ms": 1000.0 * total(page, cat.STEP_BUSY.name) / steps,
         "steps": steps,
+        "cpu_on": statistics.median(cpu_on),
+        "cpu_off": statistics.median(cpu_off),
+        "cpu_on_spread": _spread(cpu_on),
+        "cpu_off_spread": _spread(cpu_off),
         "pair_ratios": statistics.median(a / b for a, b in zip(on, off, strict=True)),
         "hook_errors": total(page, cat.HOOK_ERRORS.name),
     }
@@ -155,16 +181,23 @@ def main() -> None:
     print(f"# {now:%Y-%m-%d %H:%M} UTC, {cpu}, Python {platform.python_version()}")
     us = micro(64, args.repeat)
     print(f"record() at batch 64: {us:.2f} µs/step (target <= 20)")
+    us8 = micro(8, args.repeat)
+    print(f"record() at batch 8 (the live load's): {us8:.2f} µs/step")
     if args.micro_only:
         return
     r = live(args.runs)
     print(f"live mean step: {r['step_ms']:.2f} ms over {r['steps']:.0f} steps; record() share "
-          f"{100 * us / 1000 / r['step_ms']:.3f} % (target <= 0.5 %)")  # fmt: skip
+          f"{100 * us8 / 1000 / r['step_ms']:.3f} % at the live batch, "
+          f"{100 * us / 1000 / r['step_ms']:.3f} % at batch 64 (target <= 0.5 %)")  # fmt: skip
     print(f"tokens/s with plugin {r['on_median']:.1f} (spread ±{100 * r['on_spread']:.1f} %), "
           f"without {r['off_median']:.1f} (±{100 * r['off_spread']:.1f} %); ratio "
           f"{r['ratio']:.3f} (target >= 0.98; median of run pairs {r['pair_ratios']:.3f}), "
           f"{args.runs} interleaved runs each; "
           f"hook errors {r['hook_errors']:.0f}")  # fmt: skip
+    on, on_spread = r["cpu_on"], 100 * r["cpu_on_spread"]
+    print(f"server CPU per 1k tokens with plugin {on:.3f} s (±{on_spread:.1f} %), "
+          f"without {r['cpu_off']:.3f} s (±{100 * r['cpu_off_spread']:.1f} %); "
+          f"ratio {r['cpu_off'] / r['cpu_on']:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -77,6 +77,56 @@ class Server:
     process: subprocess.Popen[bytes]
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """End the server and its engine-core child (their own process group)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
+        except ProcessLookupError:
+            pass
+
+
+def _start(folder: Path, log: Path, args: tuple[str, ...], env: dict[str, str]) -> Server:
+    port = free_port()
+    cmd = [
+        str(folder / "venv" / "bin" / "python"),
+        str(REPO / "scripts" / "vllm_cli.py"),
+        "serve",
+        str(folder / "model"),
+        "--host", "127.0.0.1", "--port", str(port),
+        *SERVE_ARGS,
+        *args,
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    return Server(f"http://127.0.0.1:{port}", log, process)
+
+
+def _healthy(server: Server, deadline: float) -> bool:
+    """Wait for /health; False when the port was taken meanwhile (start again)."""
+    while True:
+        if server.process.poll() is not None:
+            tail = server.log.read_text(errors="replace")[-3000:]
+            if "Address already in use" in tail:
+                return False
+            raise AssertionError(f"vllm serve exited {server.process.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"vllm serve not healthy in time; see {server.log}")
+        time.sleep(1.0)
+
+
 @contextmanager
 def vllm_server(
     folder: Path,
@@ -86,48 +136,27 @@ def vllm_server(
     timeout: float = 900.0,
 ) -> Iterator[Server]:
     """`vllm serve` of the tiny model on 127.0.0.1 with the checkout's gpumetrics on the path;
-    yields once /health answers (a cold start compiles: minutes)."""
-    port = free_port()
+    yields once /health answers (a cold start compiles: minutes). A port taken between
+    choosing it and binding it (other jobs on the machine) means a new port, up to 3 times."""
     env = {**os.environ, **SERVE_ENV, **(extra_env or {})}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    cmd = [
-        str(folder / "venv" / "bin" / "python"),
-        str(REPO / "scripts" / "vllm_cli.py"),
-        "serve",
-        str(folder / "model"),
-        "--host", "127.0.0.1", "--port", str(port),
-        *SERVE_ARGS,
-        *extra_args,
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    server = Server(f"http://127.0.0.1:{port}", log, process)
+    deadline = time.monotonic() + timeout
+    for _ in range(3):
+        server = _start(folder, log, extra_args, env)
+        try:
+            if _healthy(server, deadline):
+                break
+        except BaseException:
+            _stop(server.process)
+            raise
+        _stop(server.process)
+    else:
+        raise AssertionError(f"vllm serve found no free port in 3 tries; see {log}")
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                tail = log.read_text(errors="replace")[-3000:]
-                raise AssertionError(f"vllm serve exited {process.returncode}:\n{tail}")
-            try:
-                with urllib.request.urlopen(f"{server.url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"vllm serve not healthy after {timeout} s; see {log}")
-            time.sleep(1.0)
         yield server
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)  # the server and its engine-core child
-            process.wait(60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
+        _stop(server.process)
 
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
