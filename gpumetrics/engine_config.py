@@ -42,7 +42,7 @@ MAX_TIMEOUT_S: Final = 600.0
 #: Page limits (sources/engine/limits.py says what each bounds and its error code).
 DEFAULT_MAX_SERIES: Final = 10_000
 DEFAULT_MAX_LABEL_VALUE_LENGTH: Final = 1024
-DEFAULT_MAX_LABELS: Final = 32
+DEFAULT_MAX_LABELS: Final = 128
 DEFAULT_MAX_LABEL_VALUES: Final = 1000
 #: The integer limits an engine's config may set, and their defaults.
 LIMIT_KEYS: Final = (

@@ -23,7 +23,7 @@ LAYERS = {
     "hooks": 2, "derive": 2,
     "sources": 3, "kvsize": 3,
     "pipeline": 4, "testing": 4,
-    "export": 5, "render": 5, "worker": 5, "profile": 5, "view": 5,
+    "export": 5, "render": 5, "worker": 5, "profile": 5, "view": 5, "integrations": 5,
     "cli": 6,
     "__main__": 7,
 }  # fmt: skip
@@ -33,7 +33,10 @@ EXCLUSIVE = {
     "pynvml": ("sources/nvml", "sources/gpm", "sources/xid", "testing/fakenvml"),
     # The scrape bridge parses engines' text with prometheus_client's parser (issue 4 asks
     # for it); everything else about prometheus_client stays in export/prometheus.
-    "prometheus_client": ("export/prometheus", "sources/engine/parse"),
+    "prometheus_client": ("export/prometheus", "sources/engine/parse", "integrations/vllm"),
+    # The vLLM stat-logger plugin runs inside vLLM, which loads it: only it touches vLLM, and
+    # it writes into the registry vLLM serves (issue 11).
+    "vllm": ("integrations/vllm",),
     "opentelemetry": ("export/otel",),
     # The kubelet PodResources client and its generated stubs (the k8s extra); grpcio-tools
     # only in the stubs' generator.
@@ -208,6 +211,17 @@ def test_derive_reads_no_clock_and_touches_no_os(path: Path) -> None:
     roots = {name.split(".")[0] for name in _imports(path)}
     relative = path.relative_to(PACKAGE).as_posix()
     assert not roots & CLOCK_AND_OS, f"{relative} imports {roots & CLOCK_AND_OS}"
+
+
+def test_nothing_in_the_package_imports_the_integrations() -> None:
+    """Engine plugins are loaded by their engine only (vLLM through its entry point): an
+    import of gpumetrics.integrations from the package would drag vLLM in."""
+    for path in _modules():
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith("integrations/"):
+            continue
+        found = sorted(n for n in _imports(path) if n.startswith("gpumetrics.integrations"))
+        assert not found, f"{relative} imports {found}"
 
 
 def test_importing_the_core_pulls_nothing_heavy() -> None:
@@ -417,7 +431,13 @@ def test_without_any_extra_only_the_extras_modules_fail_to_import() -> None:
     own extra; one of them that imports fine must hold no module-level import of one (it
     reaches its library lazily, after `require`)."""
     roots = sorted(set().union(*(_roots(e) for e in EXTRA_MODULES)))
-    modules = [_module_name(p) for p in _modules() if p.name != "__main__.py"]
+    # The vLLM plugin's module is imported by vLLM, its host, never by a gpumetrics install.
+    hosted = EXCLUSIVE["vllm"]
+    modules = [
+        _module_name(p)
+        for p in _modules()
+        if p.name != "__main__.py" and not p.relative_to(PACKAGE).as_posix().startswith(hosted)
+    ]
     result = subprocess.run(
         [sys.executable, "-c", _BLOCKED_IMPORTS, json.dumps(roots), json.dumps(modules)],
         capture_output=True,

@@ -12,7 +12,15 @@ from .activations import (
     activation_reserve,
 )
 from .capacity import KvCapacity, check_tp, kv_capacity, kv_heads_per_gpu, valid_tp
-from .spec import DTYPE_BYTES, PRESETS, ModelSpec, dtype_bytes, find_model, from_hf_config
+from .spec import (
+    DTYPE_BYTES,
+    PRESETS,
+    ModelSpec,
+    dtype_bytes,
+    find_model,
+    from_hf_config,
+    from_hf_dict,
+)
 from .step import (
     RequestWork,
     StepCost,
@@ -41,6 +49,7 @@ __all__ = [
     "expected_experts_touched",
     "find_model",
     "from_hf_config",
+    "from_hf_dict",
     "kv_capacity",
     "kv_heads_per_gpu",
     "step_cost",

@@ -21,6 +21,7 @@ __all__ = [
     "dtype_bytes",
     "find_model",
     "from_hf_config",
+    "from_hf_dict",
 ]
 
 #: Bytes per element of each storage dtype.
@@ -285,9 +286,14 @@ def from_hf_config(path: Path) -> ModelSpec:
         raise ConfigError("config.json", f"not valid JSON: {exc}", source=source) from exc
     if not isinstance(raw, dict):
         raise ConfigError("config.json", "must be a JSON object", source=source)
-    cfg: Mapping[str, object] = (
-        raw.get("text_config", raw) if isinstance(raw.get("text_config"), dict) else raw
-    )
+    return from_hf_dict(raw, source=source)
+
+
+def from_hf_dict(raw: Mapping[str, object], *, source: str = "config") -> ModelSpec:
+    """`from_hf_config` over a config already loaded (transformers' `config.to_dict()`, as an
+    engine holds it); `source` names it in errors."""
+    text = raw.get("text_config")
+    cfg: Mapping[str, object] = text if isinstance(text, dict) else raw
     if "kv_lora_rank" in cfg:
         raise ConfigError(
             "kv_lora_rank", "MLA attention (DeepSeek) is not modelled yet", source=source
@@ -319,7 +325,7 @@ def from_hf_config(path: Path) -> ModelSpec:
     try:
         return ModelSpec(
             name=str(
-                cfg.get("_name_or_path") or raw.get("_name_or_path") or path.parent.name or "custom"
+                cfg.get("_name_or_path") or raw.get("_name_or_path") or _stem(source) or "custom"
             ),
             layers=need("num_hidden_layers"),
             hidden=hidden,
@@ -350,6 +356,12 @@ def from_hf_config(path: Path) -> ModelSpec:
 _QKV_BIAS_TYPES = frozenset({"qwen2", "qwen2_moe"})
 #: HF model types with per-head RMSNorm on queries and keys (Qwen3Attention.q_norm/k_norm).
 _QK_NORM_TYPES = frozenset({"qwen3", "qwen3_moe"})
+
+
+def _stem(source: str) -> str:
+    """The folder a config file path names ("" for a source that is not a .json path)."""
+    path = Path(source)
+    return path.parent.name if path.suffix == ".json" else ""
 
 
 def _int(key: str, value: object, source: str) -> int:

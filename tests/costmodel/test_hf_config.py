@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from gpumetrics.costmodel import PRESETS, ModelSpec, decode_batch, find_model, from_hf_config
+from gpumetrics.costmodel import (
+    PRESETS,
+    ModelSpec,
+    decode_batch,
+    find_model,
+    from_hf_config,
+    from_hf_dict,
+)
 from gpumetrics.errors import ConfigError
 
 FIELDS = (
@@ -357,3 +364,22 @@ def test_non_integer_field_is_config_error(tmp_path: Path) -> None:
         from_hf_config(path)
     assert "num_hidden_layers" in str(excinfo.value)
     assert str(path) in str(excinfo.value)
+
+
+def test_from_hf_dict_reads_a_loaded_config_as_the_file_reader_does(tmp_path: Path) -> None:
+    """An engine (the vLLM plugin) holds its config loaded: the same shape, errors naming the
+    source given."""
+    raw: dict[str, Any] = {
+        "model_type": "llama", "hidden_size": 256, "intermediate_size": 512,
+        "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 64, "vocab_size": 455, "tie_word_embeddings": True,
+    }  # fmt: skip
+    (tmp_path / "tiny").mkdir()
+    path = tmp_path / "tiny" / "config.json"
+    path.write_text(json.dumps(raw))
+    from_file, loaded = from_hf_config(path), from_hf_dict(raw, source="vllm hf_config")
+    assert [getattr(loaded, f) for f in FIELDS] == [getattr(from_file, f) for f in FIELDS]
+    assert from_file.name == "tiny"
+    assert loaded.name == "custom"
+    with pytest.raises(ConfigError, match="vllm hf_config"):
+        from_hf_dict({"hidden_size": 8}, source="vllm hf_config")

@@ -10,7 +10,7 @@ default shown, and each has its error code, counted in
 |--------------------------|---------|-------------------------|--------------------------|
 | `max_series`             | 10000   | `too_many_series`       | sample lines per page    |
 | `max_label_value_length` | 1024    | `label_value_too_long`  | characters per value     |
-| `max_labels`             | 32      | `too_many_labels`       | labels per series        |
+| `max_labels`             | 128     | `too_many_labels`       | labels per series        |
 | `max_label_values`       | 1000    | `too_many_label_values` | values per label, family |
 
 Over any limit the whole cycle is rejected (`LimitError`): nothing of the page is applied, and
