@@ -59,6 +59,18 @@ RECOMPUTE_SHARE = _derived(
     "rate(FLOPs) (gpumetrics:recompute_flops_share:rate5m).",
     _ENGINE,
 )
+EXTERNAL_HIT_RATIO = _derived(
+    "gpumetrics_engine_external_prefix_cache_hit_ratio",
+    "External (KV connector) prefix-cache hit ratio in tokens: rate(external hit) / "
+    "rate(external queried) (gpumetrics:external_kv_cache_hit_ratio:rate5m).",
+    _ENGINE,
+)
+SPEC_ACCEPTANCE_RATIO = _derived(
+    "gpumetrics_engine_spec_decode_acceptance_ratio",
+    "Speculative-decoding acceptance ratio: rate(accepted draft tokens) / rate(draft tokens) "
+    "(gpumetrics:spec_decode_acceptance_ratio:rate5m).",
+    _ENGINE,
+)
 
 KV_MEAN_USAGE = _derived(
     "gpumetrics_engine_kv_cache_mean_usage_ratio",
@@ -167,6 +179,8 @@ ENGINE_DERIVED = (
     PREFIX_HIT_RATIO,
     PREFIX_MISS_RATIO,
     RECOMPUTE_SHARE,
+    EXTERNAL_HIT_RATIO,
+    SPEC_ACCEPTANCE_RATIO,
     KV_MEAN_USAGE,
     MEAN_BATCH,
     BATCH_OCCUPANCY,

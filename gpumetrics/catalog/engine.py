@@ -574,27 +574,8 @@ ALL = (
     LORA_ADAPTERS_INFO,
 )
 
-#: Families only engines' own pages carry (read by the bridge from vLLM's and SGLang's
-#: /metrics): the hooks have no call that records them, so an engine instrumented with
-#: gpumetrics.hooks exports every engine family but these.
-PAGE_ONLY: frozenset[str] = frozenset(
-    spec.name
-    for spec in (
-        KV_EVICTED_TOKENS,
-        KV_LOADED_TOKENS,
-        EXTERNAL_PREFIX_QUERIED,
-        EXTERNAL_PREFIX_HIT,
-        PREEMPTED_TOKENS,
-        KV_BLOCK_LIFETIME,
-        KV_BLOCK_IDLE,
-        KV_BLOCK_REUSE_GAP,
-        WAITING_BY_REASON,
-        SLEEP_STATE,
-        PROMPT_KV_TOKENS,
-        REQUEST_PREFILL_COMPUTED,
-        SPEC_DRAFTS,
-        SPEC_DRAFT_TOKENS,
-        SPEC_ACCEPTED_TOKENS,
-        SPEC_POSITION_ACCEPTED,
-    )
-)
+#: Families only engines' own pages carry: none since the hooks' detail calls
+#: (`gpumetrics.hooks.detail_hooks`) record speculative decoding, prompt KV by origin, the
+#: external prefix cache, host offload, preempted tokens, waiting by reason, sleep state and
+#: sampled block residency. Kept (empty) for readers that subtract it.
+PAGE_ONLY: frozenset[str] = frozenset()

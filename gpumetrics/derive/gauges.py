@@ -7,7 +7,9 @@ definitions are those of gpumetrics/render/rules/recording.py, term for term (`r
 `window.window_rate`: reset-aware, over the samples' own span):
 
 - hit ratio = rate(hit) / rate(queried); miss ratio = (rate(queried) − rate(hit)) /
-  rate(queried); recompute share = rate(recomputed FLOPs) / rate(FLOPs);
+  rate(queried); recompute share = rate(recomputed FLOPs) / rate(FLOPs); external hit ratio
+  = rate(external hit) / rate(external queried); spec-decode acceptance = rate(accepted draft
+  tokens) / rate(draft tokens);
 - mean batch = rate(step sequences) / Σ_phase rate(steps); batch occupancy = min(mean batch /
   max_num_seqs, 1); token occupancy = min(Σ_phase rate(tokens) / Σ_phase rate(steps) /
   max_num_batched_tokens, 1); mean KV usage = the average of its samples in the window
@@ -43,6 +45,7 @@ __all__ = ["DerivedGauges"]
 _PHASES = ("prefill", "decode")
 _ENGINE_QUANTITIES = frozenset(
     {"queried", "hit", "recomputed_flops", "flops", "sequences", "steps", "tokens", "kv_usage"}
+    | {"external_queried", "external_hit", "draft_tokens", "accepted_tokens"}
 )
 
 
@@ -149,6 +152,13 @@ class DerivedGauges:
             share = _ratio(inputs.rate("recomputed_flops", key), inputs.rate("flops", key))
             if share is not None:
                 yield d.RECOMPUTE_SHARE.sample(share, *key, w)
+            for spec, numerator, denominator in (
+                (d.EXTERNAL_HIT_RATIO, "external_hit", "external_queried"),
+                (d.SPEC_ACCEPTANCE_RATIO, "accepted_tokens", "draft_tokens"),
+            ):
+                ratio = _ratio(inputs.rate(numerator, key), inputs.rate(denominator, key))
+                if ratio is not None:
+                    yield spec.sample(ratio, *key, w)
             steps = inputs.rate("steps", key)
             occupancy: float | None = None
             sequences = inputs.rate("sequences", key)

@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..kvsize.ghost import DEFAULT_MAX_BYTES, GhostCache
 from ..kvsize.hashing import sample_threshold
 from ..samples import HistogramValue, Sample
+from ._detail import Detail
 from ._trace import TraceSink
 
 __all__ = ["EngineState"]
@@ -35,6 +36,8 @@ E2E_BOUNDS = cat.E2E.buckets
 #: The `capacity_factor` label values of the predicted hit ratio and the multiples of the
 #: engine's KV pool they stand for.
 CAPACITY_FACTORS = (("0.5", 0.5), ("2", 2.0), ("4", 4.0))
+
+_ORDER = {spec.name: i for i, spec in enumerate(cat.ALL)}
 
 
 def _label(value: str, what: str) -> str:
@@ -63,6 +66,7 @@ class EngineState:
         "_cache_dtype",
         "_cached_tokens",
         "_clock",
+        "_detail",
         "_dtype",
         "_e2e_counts",
         "_e2e_sum",
@@ -168,6 +172,7 @@ class EngineState:
         self._step_sum = self._ttft_sum = self._itl_sum = self._e2e_sum = 0.0
         self._hook_errors = 0
         self._logged: set[str] = set()
+        self._detail = Detail()  # the detail hooks' families (`detail_hooks.py`)
         # Prefix trace and live ghost cache, fed by record_prefix_lookup's block_hashes.
         self._trace = trace
         self._ghost_rate, self._ghost_max_bytes = kv_predict_sample_rate, kv_predict_max_bytes
@@ -265,7 +270,8 @@ class EngineState:
         if lora is not None:
             max_lora, running, waiting, reported_at = lora
             out.append(cat.LORA_ADAPTERS_INFO.sample(reported_at, e, m, max_lora, running, waiting))
-        return tuple(out)
+        out += self._detail.samples(e, m)
+        return tuple(sorted(out, key=lambda sample: _ORDER[sample.metric]))  # stable
 
     @property
     def ghost(self) -> GhostCache | None:

@@ -26,9 +26,10 @@ from ..costmodel import RequestWork
 from ..promtext import render_samples
 from ..samples import Sample
 from . import endpoint
-from ._state import E2E_BOUNDS, ITL_BOUNDS, MAX, STEP_BOUNDS, TTFT_BOUNDS, EngineState
+from ._state import E2E_BOUNDS, ITL_BOUNDS, MAX, STEP_BOUNDS, TTFT_BOUNDS
 from ._trace import trace_line
 from ._work import recompute_flops, step_work
+from .detail_hooks import DetailHooks
 
 __all__ = ["MAX_LORA_ADAPTERS", "MAX_LORA_NAME", "PHASES", "EngineMetrics"]
 
@@ -60,7 +61,7 @@ def _whole(*counts: object) -> None:
             raise TypeError(f"counts must be integers, got {count!r}")
 
 
-class EngineMetrics(EngineState):
+class EngineMetrics(DetailHooks):
     """Cumulative engine metrics for one (engine, model), recorded by the engine's own loop.
 
     `engine` and `model` become the `engine` / `model` labels. With `model_spec` (see
@@ -80,6 +81,11 @@ class EngineMetrics(EngineState):
     lowered until the ghosts fit `kv_predict_max_bytes` (8 MiB by default). A capacity below
     1/rate blocks predicts nothing: small pools want a higher rate (the reference worker
     uses 1, exact; ~1.8 µs per block).
+
+    The detail hooks (`record_spec_decode`, `record_prompt_tokens`,
+    `record_external_prefix_lookup`, `record_kv_transfer`, `record_preempted_tokens`,
+    `set_waiting_by_reason`, `set_sleep_state`, `record_block_residency`) are inherited from
+    `detail_hooks.DetailHooks`.
 
     Construction validates its arguments and may raise (set-up time); the `record_*` and
     `set_queue` methods, `snapshot()` and `render_text()` never raise; `collect()` (inherited,

@@ -255,3 +255,31 @@ def test_two_engines_share_a_gpu() -> None:
     assert got[(d.GPU_MFU.name, (*A, "bf16", "1m"))] == pytest.approx((5e14 + 2e14) / 1e15)
     assert got[(d.GPU_MBU.name, (*A, "1m"))] == pytest.approx((4e12 + 1e12) / 5e12)
     assert got[(d.MFU.name, (*other, "bf16", "1m"))] == pytest.approx(0.2)
+
+
+def test_spec_decode_and_external_cache_ratios_match_the_promtool_cases() -> None:
+    """alerts/tests/spec-and-external-kv.yml, engine e1, over one minute: 600 draft tokens,
+    390 accepted (0.65); 12000 tokens looked up in the external store, 3000 found (0.25).
+    An engine whose counters stay flat gets neither ratio (0/0)."""
+    gauges = DerivedGauges(300)
+    idle = ("e3", "m")
+    for t, k in ((0.0, 0.0), (60.0, 1.0)):
+        gauges.observe(
+            "engine:e1",
+            t,
+            [
+                e.SPEC_DRAFT_TOKENS.sample(600 * k, *E),
+                e.SPEC_ACCEPTED_TOKENS.sample(390 * k, *E),
+                e.EXTERNAL_PREFIX_QUERIED.sample(12000 * k, *E),
+                e.EXTERNAL_PREFIX_HIT.sample(3000 * k, *E),
+            ],
+        )
+        gauges.observe(
+            "engine:e3",
+            t,
+            [e.SPEC_DRAFT_TOKENS.sample(900, *idle), e.SPEC_ACCEPTED_TOKENS.sample(500, *idle)],
+        )
+    got = _values(gauges)
+    assert got[(d.SPEC_ACCEPTANCE_RATIO.name, (*E, "5m"))] == pytest.approx(0.65)
+    assert got[(d.EXTERNAL_HIT_RATIO.name, (*E, "5m"))] == pytest.approx(0.25)
+    assert not {key for key in got if key[1][:2] == idle}

@@ -175,6 +175,14 @@ def test_snapshot_follows_catalog_order_and_labels() -> None:
     m.record_prefix_lookup(queried_tokens=2, hit_tokens=0, block_hashes=[7, 8])  # the ghost
     m.set_queue(0, 0)
     m.set_lora(max_lora=1)
+    m.record_spec_decode(drafts=1, draft_tokens=2, accepted_tokens=1, accepted_per_position=[1])
+    m.record_prompt_tokens(computed=1, local_cache=1, external=0)
+    m.record_external_prefix_lookup(queried_tokens=1, hit_tokens=1)
+    m.record_kv_transfer(evicted_tokens=1, loaded_tokens=1)
+    m.record_preempted_tokens(1)
+    m.set_waiting_by_reason(capacity=0, deferred=0)
+    m.set_sleep_state({"awake": 1})
+    m.record_block_residency(lifetime_s=1.0, idle_s=0.5, reuse_gaps_s=[0.5])
     samples = m.snapshot()
     order = [spec.name for spec in cat.ALL]
     positions = [order.index(s.metric) for s in samples]

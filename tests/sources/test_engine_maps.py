@@ -97,6 +97,8 @@ def test_vllm_v1_sums_data_parallel_ranks_and_scales_per_gpu_counters() -> None:
             (e.PROMPT_KV_TOKENS.name, (*eng, "external")): 0.0,
             (e.KV_BLOCK_SIZE.name, eng): 16.0,
             (e.KV_CAPACITY_BLOCKS.name, eng): 60_000.0,  # 30000 per rank
+            # both ranks' cache_config_info have one layout: one series, one pool's blocks
+            (e.CACHE_CONFIG_INFO.name, (*eng, "16", "30000", "auto")): 1.0,
             (e.FLOPS.name, eng): 1.2e16,  # (3.2e15 + 2.8e15) x 4 GPUs / 2 ranks
             (e.READ_BYTES.name, eng): 2.0e15,
             (e.WRITE_BYTES.name, eng): 7.6e12,
@@ -118,7 +120,7 @@ def test_vllm_v1_sums_data_parallel_ranks_and_scales_per_gpu_counters() -> None:
     e2e = histogram(found, (e.E2E.name, eng))
     assert (len(e2e.bounds), e2e.count) == (21, 1905.0)
     assert e2e.sum == pytest.approx(11_381.95)
-    assert len(found) == 29
+    assert len(found) == 30
 
 
 def test_vllm_per_gpu_counters_need_declared_gpus() -> None:
@@ -150,6 +152,7 @@ def test_vllm_old_names_map_and_the_hit_rate_gauge_is_ignored() -> None:
             (e.STEP_TOKENS.name, (*eng, "decode")): 20_000.0,
             (e.KV_BLOCK_SIZE.name, eng): 16.0,
             (e.KV_CAPACITY_BLOCKS.name, eng): 8_000.0,
+            (e.CACHE_CONFIG_INFO.name, (*eng, "16", "8000", "auto")): 1.0,
             (e.ENGINE_INFO.name, (*eng, "vllm")): 1.0,
         }
     )
@@ -159,7 +162,7 @@ def test_vllm_old_names_map_and_the_hit_rate_gauge_is_ignored() -> None:
     assert (itl.count, itl.sum) == (19_900.0, 512.75)
     assert histogram(found, (e.TTFT.name, eng)).count == 100.0
     assert histogram(found, (e.E2E.name, eng)).sum == 380.0
-    assert len(found) == 18
+    assert len(found) == 19
 
 
 # --- SGLang ---------------------------------------------------------------------------------
@@ -195,6 +198,8 @@ def test_sglang_realtime_tokens_feed_the_prefix_cache_and_tp_replicas_count_once
             (e.FINISHED_REQUESTS.name, eng): 2_100.0,
             (e.KV_BLOCK_SIZE.name, eng): 1.0,
             (e.KV_CAPACITY_BLOCKS.name, eng): 500_000.0,
+            # page_size -> block_size, num_pages -> num_gpu_blocks; tp_rank 1 repeats rank 0
+            (e.CACHE_CONFIG_INFO.name, (*eng, "1", "500000", "")): 1.0,
             (e.ENGINE_INFO.name, (*eng, "sglang")): 1.0,
             (e.ENGINE_GPU_INFO.name, (*eng, "", GPU_A)): 1.0,
             (e.ENGINE_GPU_INFO.name, (*eng, "", GPU_B)): 1.0,
@@ -206,7 +211,7 @@ def test_sglang_realtime_tokens_feed_the_prefix_cache_and_tp_replicas_count_once
     assert (ttft.count, ttft.sum) == (2100.0, 1260.5)
     assert histogram(found, (e.ITL.name, eng)).count == 1_477_900.0
     assert histogram(found, (e.E2E.name, eng)).sum == 25_200.0
-    assert len(found) == 24
+    assert len(found) == 25
 
 
 def test_sglang_data_parallel_ranks_add_up() -> None:
@@ -269,7 +274,7 @@ HOOKS_MODEL = "llama-3.1-8b"
 
 def hook_samples(engine: str) -> list[Sample]:
     """What tests/data/engines/gpumetrics_hooks.txt holds (rendered from these, engine
-    "worker-0"): one sample of every non-info engine family."""
+    "worker-0"): one sample of every engine family but engine and GPU info."""
     m = (engine, HOOKS_MODEL)
 
     def hist(spec: MetricSpec, counts: tuple[float, ...], total: float, count: float) -> Sample:
@@ -364,14 +369,14 @@ def hook_samples(engine: str) -> list[Sample]:
             4_000.0,
         ),
         e.LORA_ADAPTERS_INFO.sample(1_764_800_000.0, *m, "4", "sql-lora,chat-lora", "tool-lora"),
+        e.CACHE_CONFIG_INFO.sample(1.0, *m, "16", "4096", "auto"),
     ]
 
 
 def test_hook_samples_cover_every_engine_family() -> None:
     covered = {sample.metric for sample in hook_samples("x")}
-    # Info families are the sidecar's own (engine and GPU info) or, for the KV-cache layout
-    # an inference gateway reads, not relayed by the sidecar yet.
-    info = {e.ENGINE_INFO.name, e.ENGINE_GPU_INFO.name, e.CACHE_CONFIG_INFO.name}
+    # Engine and GPU info are the sidecar's own; the gateway's info families are relayed.
+    info = {e.ENGINE_INFO.name, e.ENGINE_GPU_INFO.name}
     assert covered == {spec.name for spec in e.ALL} - info
 
 

@@ -55,6 +55,13 @@ VLLM_032: dict[tuple[str, tuple[str, ...]], float] = {
     (e.KV_BLOCK_SIZE.name, ("v", QWEN3)): 16.0,
     (e.KV_CAPACITY_BLOCKS.name, ("v", QWEN3)): 2_048.0,
     (e.ENGINE_INFO.name, ("v", QWEN3, "vllm")): 1.0,
+    # Gateway info, labels as vLLM writes them (the rank and CacheConfig's other labels gone);
+    # lora_requests_info keeps each label set with its Unix time.
+    (e.CACHE_CONFIG_INFO.name, ("v", QWEN3, "16", "2048", "auto")): 1.0,
+    (e.LORA_ADAPTERS_INFO.name, ("v", QWEN3, "4", "sql-lora", "")): 1_764_800_000.0,
+    (e.LORA_ADAPTERS_INFO.name, ("v", QWEN3, "4", "sql-lora,chat-lora", "tool-lora")): (
+        1_764_800_090.0
+    ),
 }
 
 
@@ -130,6 +137,8 @@ SGLANG_CURRENT: dict[tuple[str, tuple[str, ...]], float] = {
     (e.GENERATED_TOKENS.name, ("s", QWEN3)): 590_000.0,
     (e.FINISHED_REQUESTS.name, ("s", QWEN3)): 2_500.0,
     (e.ENGINE_INFO.name, ("s", QWEN3, "sglang")): 1.0,
+    # from the page_size and num_pages gauges (no cache_config_info on current pages)
+    (e.CACHE_CONFIG_INFO.name, ("s", QWEN3, "16", "4096", "")): 1.0,
 }
 
 

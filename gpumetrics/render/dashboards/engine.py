@@ -27,7 +27,8 @@ ANSWERS = (
     "Is the KV cache the bottleneck, and what does that cost? KV usage and blocks, prefix-cache "
     "hit and miss ratios, evictions, recomputed tokens and the FLOPs they waste, preemptions; "
     "batch size and tokens per step against their limits; TTFT, inter-token latency and "
-    "request duration percentiles; how long KV blocks live and idle before eviction."
+    "request duration percentiles; how long KV blocks live and idle before eviction; how many "
+    "draft tokens speculative decoding gets accepted."
 )
 
 _C = DEFAULT_CONFIG
@@ -64,10 +65,12 @@ def _kv() -> Row:
             timeseries_panel(
                 "Prefix-cache hit and miss ratio",
                 f"{help_of(r.KV_HIT_RATIO['5m'])} {help_of(r.KV_MISS_RATIO['5m'])} "
-                f"{help_of(r.KV_MISS_RATIO_1H)} The dashed line is the miss-spike alert's floor.",
+                f"{help_of(r.KV_MISS_RATIO_1H)} {help_of(r.EXTERNAL_KV_HIT_RATIO['5m'])} The "
+                "dashed line is the miss-spike alert's floor.",
                 "percentunit",
                 [
                     Q(sel(r.KV_HIT_RATIO["5m"], ENGINE), f"hit {_WHO}"),
+                    Q(sel(r.EXTERNAL_KV_HIT_RATIO["5m"], ENGINE), f"external hit {_WHO}"),
                     Q(sel(r.KV_MISS_RATIO["5m"], ENGINE), f"miss {_WHO}"),
                     Q(sel(r.KV_MISS_RATIO["1m"], ENGINE), f"miss 1m {_WHO}"),
                     Q(sel(r.KV_MISS_RATIO_1H, ENGINE), f"miss 1h baseline {_WHO}"),
@@ -310,6 +313,16 @@ def _throughput() -> Row:
                 steps=((None, "blue"), (0.5, "green"), (0.95, "orange")),
                 min_value=0.0,
                 max_value=1.0,
+            ),
+            timeseries_panel(
+                "Speculative decoding acceptance",
+                f"{help_of(r.SPEC_ACCEPTANCE_RATIO['5m'])} {describe(e.SPEC_DRAFT_TOKENS)} "
+                "No line: the engine does not speculate.",
+                "percentunit",
+                [Q(sel(r.SPEC_ACCEPTANCE_RATIO["5m"], ENGINE), _WHO)],
+                min_value=0.0,
+                max_value=1.0,
+                width=24,
             ),
         ],
     )

@@ -42,6 +42,7 @@ __all__ = [
     "ENGINE_PEAK_BANDWIDTH",
     "ENGINE_PEAK_FLOPS",
     "ENGINE_RIDGE",
+    "EXTERNAL_KV_HIT_RATIO",
     "FLEET_BUCKETS",
     "GPU_RIDGE",
     "INSTANCE_LOAD",
@@ -57,6 +58,7 @@ __all__ = [
     "PREFIX_QUERIED",
     "RECOMPUTE_FLOPS_SHARE",
     "REGION_LOAD",
+    "SPEC_ACCEPTANCE_RATIO",
     "WINDOWS",
     "help_of",
     "recording_groups",
@@ -77,6 +79,8 @@ KV_MISS_RATIO = _windowed("kv_cache_miss_ratio")
 KV_MISS_RATIO_1H = record_name("kv_cache_miss_ratio", "rate1h")
 RECOMPUTE_FLOPS_SHARE = _windowed("recompute_flops_share")
 KV_USAGE_AVG = record_name("kv_cache_usage", "avg5m")
+EXTERNAL_KV_HIT_RATIO = _windowed("external_kv_cache_hit_ratio", ("5m",))
+SPEC_ACCEPTANCE_RATIO = _windowed("spec_decode_acceptance_ratio", ("5m",))
 MEAN_BATCH_SIZE = _windowed("mean_batch_size", ("5m",))
 MEAN_STEP_TOKENS = _windowed("mean_step_tokens", ("5m",))
 BATCH_OCCUPANCY_SEQUENCES = _windowed("batch_occupancy_sequences", ("5m",))
@@ -136,6 +140,23 @@ def _kv_cache() -> tuple[Recording, ...]:
                 f"Share of FLOPs spent recomputing evicted or preempted KV ({w}).",
             )
         )
+    ext_queried = rate(e.EXTERNAL_PREFIX_QUERIED, "5m")
+    rules.append(
+        Recording(
+            EXTERNAL_KV_HIT_RATIO["5m"],
+            f"{rate(e.EXTERNAL_PREFIX_HIT, '5m')} / {ext_queried}",
+            "External (KV connector) prefix-cache hit ratio: prompt tokens found in the "
+            "external KV store over those looked up there (5m).",
+        )
+    )
+    rules.append(
+        Recording(
+            SPEC_ACCEPTANCE_RATIO["5m"],
+            f"{rate(e.SPEC_ACCEPTED_TOKENS, '5m')} / {rate(e.SPEC_DRAFT_TOKENS, '5m')}",
+            "Speculative-decoding acceptance ratio: draft tokens accepted over draft tokens "
+            "proposed (5m).",
+        )
+    )
     rules.append(
         Recording(
             KV_MISS_RATIO_1H,

@@ -7,7 +7,8 @@ series feeding one family (SGLang queried = prefill_compute + prefill_cache). Pe
 
 - counters, histograms, and gauges that count things (running, waiting, blocks): summed;
 - `kv_cache_usage_ratio`: averaged (data-parallel ranks have pools of one size);
-- block size and the batch limits: the largest (per-rank configuration, equal across ranks).
+- block size and the batch limits: the largest (per-rank configuration, equal across ranks);
+- info families (cache config, LoRA adapters): the largest, see `info.py`.
 
 Histograms keep the engine's own buckets: re-bucketing cannot be done exactly, and Prometheus
 only needs one set of `le` per series (histogram_quantile works per series). Series merged into
@@ -44,6 +45,7 @@ from ...catalog import engine as e
 from ...engine_config import AUTO, EngineConfig
 from ...samples import Collection, HistogramValue, Labels, Sample
 from .errors import INVALID_SERIES, UNKNOWN_KIND, EngineError
+from .info import apply_info, apply_info_from_gauges
 from .page import Exposition, label_number
 from .per_engine import GPUMETRICS, MAPS, detect_kind
 from .vocabulary import EngineMap, HistRule, PerBlock, PerGpu, Rule
@@ -51,7 +53,15 @@ from .vocabulary import EngineMap, HistRule, PerBlock, PerGpu, Rule
 __all__ = ["map_exposition"]
 
 _MEAN = frozenset({e.KV_USAGE.name})
-_MAX = frozenset({e.KV_BLOCK_SIZE.name, e.MAX_BATCH_SEQUENCES.name, e.MAX_BATCH_TOKENS.name})
+_MAX = frozenset(
+    {
+        e.KV_BLOCK_SIZE.name,
+        e.MAX_BATCH_SEQUENCES.name,
+        e.MAX_BATCH_TOKENS.name,
+        e.CACHE_CONFIG_INFO.name,  # equal label sets (DP ranks, one layout): one series
+        e.LORA_ADAPTERS_INFO.name,  # the latest Unix time of one label set
+    }
+)
 
 
 def map_exposition(exposition: Exposition, config: EngineConfig) -> Collection:
@@ -96,6 +106,11 @@ def _apply_map(
     for hist in engine_map.histograms:
         _apply_histogram(hist, exposition, context, builder)
     _apply_cache_info(engine_map, exposition, context, builder)
+    for info in engine_map.infos:
+        apply_info(info, exposition, context.key, builder)
+    for gauges in engine_map.infos_from_gauges:
+        if not builder.fed(gauges.spec):
+            apply_info_from_gauges(gauges, exposition, context.key, builder)
     for per_block in engine_map.per_block:
         _apply_per_block(per_block, exposition, context, builder)
     if config.gpus:
@@ -180,6 +195,10 @@ class _Builder:
     def lock(self) -> None:
         """Families fed so far take no more values (our families win over the engine's)."""
         self._locked = frozenset(self._specs)
+
+    def fed(self, spec: MetricSpec) -> bool:
+        """Whether any series of the family has a value (or it is locked)."""
+        return spec.name in self._locked or spec.name in self._specs
 
     def has(self, spec: MetricSpec, key: Labels) -> bool:
         return spec.name in self._locked or (spec.name, key) in self._values

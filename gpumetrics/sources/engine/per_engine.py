@@ -27,14 +27,18 @@ The `kv_block_*` residency histograms are vLLM's only eviction signal, but they 
 (`--kv-cache-metrics-sample`): their `_count` is not the number of evictions, so
 `kv_cache_evicted_blocks_total` is not derived from it. `engine_sleep_state`,
 `num_requests_waiting_by_reason`, spec decode and the external (KV connector) prefix cache
-map to families of their own.
+map to families of their own. `cache_config_info` and `lora_requests_info` (labels
+`max_lora`, `running_lora_adapters`, `waiting_lora_adapters`, value the Unix time they were
+current) are relayed as the gateway info families (`info.py`: one series per distinct label
+set across data-parallel ranks).
 
 SGLang: `realtime_tokens_total{mode}` is the basis of the prefix cache: hit = prefill_cache,
 queried = prefill_compute + prefill_cache (the `cache_hit_rate` gauge is last-batch only, as
 are `spec_accept_rate`/`spec_accept_length`, so they are ignored); prefill_compute and decode
 are also the step tokens by phase. Busy time is `forward_execution_seconds_total{category}`
 (older: `gpu_execution_seconds_total`). KV: `page_size` and `num_pages` give block size and
-capacity (older pages: `max_total_num_tokens` / page size, or `cache_config_info`);
+capacity (older pages: `max_total_num_tokens` / page size, or `cache_config_info`), and
+the gateway's cache config info (page_size -> block_size, num_pages -> num_gpu_blocks);
 `kv_used_tokens` and `kv_evictable_tokens` (older: `num_used_tokens`) become blocks through the
 page size. `evicted_tokens_total` / `load_back_tokens_total` are HiCache's GPU->host and
 host->GPU traffic; `num_retracted_{input,output}_tokens_total` are what retracted requests gave
@@ -61,10 +65,28 @@ from typing import Final
 
 from ...catalog import MetricType
 from ...catalog import engine as e
+from .info import InfoFromGauges, InfoRule
 from .page import Exposition
 from .vocabulary import CacheInfo, EngineMap, HistRule, PerBlock, PerGpu, rule, src
 
 __all__ = ["GPUMETRICS", "MAPS", "SGLANG", "TRTLLM", "VLLM", "detect_kind"]
+
+_CACHE_LABELS = ("block_size", "num_gpu_blocks")
+_LORA_LABELS = ("max_lora", "running_lora_adapters", "waiting_lora_adapters")
+
+
+def _same(*labels: str) -> tuple[tuple[str, str], ...]:
+    return tuple((label, label) for label in labels)
+
+
+def _cache_config(name: str, block_size: str, blocks: str, dtype: str) -> InfoRule:
+    return InfoRule(
+        e.CACHE_CONFIG_INFO,
+        name,
+        (("block_size", block_size), ("num_gpu_blocks", blocks), ("cache_dtype", dtype)),
+        numeric=_CACHE_LABELS,
+    )
+
 
 _BY_SOURCE = "vllm:prompt_tokens_by_source_total"
 
@@ -125,6 +147,16 @@ VLLM: Final = EngineMap(
         HistRule(e.KV_BLOCK_REUSE_GAP, ("vllm:kv_block_reuse_gap_seconds",)),
     ),
     cache_info=CacheInfo("vllm:cache_config_info", "block_size", "num_gpu_blocks", "engine"),
+    infos=(
+        _cache_config("vllm:cache_config_info", "block_size", "num_gpu_blocks", "cache_dtype"),
+        InfoRule(
+            e.LORA_ADAPTERS_INFO,
+            "vllm:lora_requests_info",
+            _same(*_LORA_LABELS),
+            numeric=("max_lora",),
+            value=None,
+        ),
+    ),
     per_gpu=(
         PerGpu(e.FLOPS, "vllm:estimated_flops_per_gpu_total"),
         PerGpu(e.READ_BYTES, "vllm:estimated_read_bytes_per_gpu_total"),
@@ -176,6 +208,10 @@ SGLANG: Final = EngineMap(
         HistRule(e.E2E, ("sglang:e2e_request_latency_seconds",)),
     ),
     cache_info=CacheInfo("sglang:cache_config_info", "page_size", "num_pages"),
+    infos=(_cache_config("sglang:cache_config_info", "page_size", "num_pages", "cache_dtype"),),
+    infos_from_gauges=(
+        InfoFromGauges(e.CACHE_CONFIG_INFO, "sglang:page_size", "sglang:num_pages", *_CACHE_LABELS),
+    ),
     per_block=(
         PerBlock(e.KV_USED_BLOCKS, (src("sglang:kv_used_tokens"), src("sglang:num_used_tokens"))),
         PerBlock(e.KV_EVICTABLE_BLOCKS, (src("sglang:kv_evictable_tokens"),)),
@@ -216,7 +252,8 @@ GPUMETRICS: Final = EngineMap(
     kind="gpumetrics",
     prefix="gpumetrics_engine_",
     model_labels=("model",),
-    # Info families are left out: the sidecar emits its own engine and GPU info.
+    # Engine and GPU info are left out (the sidecar emits its own); the gateway's info
+    # families are relayed as they are.
     rules=tuple(
         rule(spec, src(spec.name))
         for spec in e.ALL
@@ -224,6 +261,14 @@ GPUMETRICS: Final = EngineMap(
     ),
     histograms=tuple(
         HistRule(spec, (spec.name,)) for spec in e.ALL if spec.type is MetricType.HISTOGRAM
+    ),
+    infos=(
+        InfoRule(
+            e.CACHE_CONFIG_INFO,
+            e.CACHE_CONFIG_INFO.name,
+            _same(*_CACHE_LABELS, "cache_dtype"),
+            numeric=_CACHE_LABELS,
+        ),
     ),
 )
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ...catalog import MetricSpec
+from .info import InfoFromGauges, InfoRule
 from .page import Exposition, RawSample
 
 __all__ = [
@@ -111,7 +112,8 @@ class EngineMap:
     total is the series with the label empty (SGLang's `priority`: the total under
     `priority=""`, each priority again under its number), so only the total is kept; other
     extra labels (vLLM's `engine` data parallel rank, `finished_reason`, ...) are aggregated
-    away.
+    away. `infos` relay info-style families label by label (`info.py`); `infos_from_gauges`
+    build one where the engine has gauges instead, used only when `infos` fed nothing.
     """
 
     kind: str
@@ -122,6 +124,8 @@ class EngineMap:
     cache_info: CacheInfo | None = None
     per_gpu: tuple[PerGpu, ...] = ()
     per_block: tuple[PerBlock, ...] = ()
+    infos: tuple[InfoRule, ...] = ()
+    infos_from_gauges: tuple[InfoFromGauges, ...] = ()
     replica_labels: tuple[str, ...] = ()
     total_labels: tuple[str, ...] = ()
     configured_model_first: bool = False
