@@ -47,6 +47,10 @@ _NO_DATA_EXPECTED = {
     "gpumetrics_engine_kv_block_lifetime_seconds": "vLLM's sampled residency, not the worker's",
     "gpumetrics_engine_kv_block_idle_before_eviction_seconds": "vLLM's sampled residency only",
     "gpumetrics_engine_kv_block_reuse_gap_seconds": "vLLM's sampled residency only",
+    "gpumetrics:pod_": "no pod attribution (serve --pod-attribution) in the scenario",
+    "gpumetrics_gpu_pod_": "no pod attribution (serve --pod-attribution) in the scenario",
+    "gpumetrics:spec_decode_acceptance_ratio": "the reference worker does not speculate",
+    "gpumetrics:external_kv_cache_hit_ratio": "the reference worker has no external KV cache",
 }
 
 
