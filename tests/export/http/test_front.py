@@ -1,15 +1,17 @@
-"""The asyncio front on real sockets: connection cap with longest-idle eviction, refusal when
-nothing is idle, header timeouts against slowloris, keep-alive, HEAD, gzip, OpenMetrics, IPv6,
+"""The asyncio front on real sockets: connection cap with longest-idle eviction (auth-tarpitted
+connections first), refusal when nothing is idle, header timeouts against slowloris, keep-alive, HEAD, gzip, OpenMetrics, IPv6,
 malformed requests, and a prompt stop."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import socket
 import time
 from collections.abc import Callable, Iterator
 
+import bcrypt
 import pytest
 
 from gpumetrics import catalog
@@ -105,6 +107,36 @@ def test_with_no_idle_connection_the_excess_is_refused_at_once(serve) -> None:  
     finally:
         for sock in busy:
             sock.close()
+
+
+def test_connections_held_in_the_auth_tarpit_are_closed_first_for_a_new_scrape(serve) -> None:  # type: ignore[no-untyped-def]
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    server = serve(WebConfig(max_connections=4, basic_auth_users={"prometheus": hashed}))
+    server.front.app._tarpit_s = 30.0  # held for the whole test: nothing else frees a slot
+    bad = "Authorization: Basic " + base64.b64encode(b"prometheus:wrong").decode()
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
+    try:
+        for sock in held:
+            sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\n{bad}\r\n\r\n".encode())
+        _wait_for(lambda: server.front.tarpitted_connections == 4, "4 tarpitted connections")
+        assert server.front.open_connections == 4 and not server.front._idle
+        token = base64.b64encode(b"prometheus:s3cret").decode()
+        assert _request(server.port, headers={"Authorization": f"Basic {token}"}).status == 200
+        assert server.front.evicted == 1 and server.front.refused == 0
+        assert held[0].recv(1) == b""  # the longest-held one was closed, unanswered
+        assert server.front.tarpitted_connections == 3
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_held_401_is_sent_after_the_tarpit(serve) -> None:  # type: ignore[no-untyped-def]
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    server = serve(WebConfig(basic_auth_users={"prometheus": hashed}))
+    server.front.app._tarpit_s = 0.2
+    reply = _raw(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 401 ")
+    assert server.front.tarpitted_connections == 0
 
 
 def test_a_slowloris_head_is_cut_off_by_the_header_timeout(serve) -> None:  # type: ignore[no-untyped-def]
