@@ -137,7 +137,7 @@ class App:
             body, content_type = await asyncio.shield(future)
         except _RenderError:
             return Response(500, b"error rendering metrics; see the exporter's log\n")
-        headers = [("Vary", "Accept-Encoding")]
+        headers = [("Vary", "Accept, Accept-Encoding")]
         if compress:
             headers.append(("Content-Encoding", "gzip"))
         return Response(200, body, content_type, tuple(headers))

@@ -13,6 +13,9 @@ from collections.abc import Callable, Iterator
 
 import bcrypt
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 
 from gpumetrics import catalog
 from gpumetrics.config import WebConfig
@@ -206,13 +209,23 @@ def test_gzip_when_asked_decompresses_to_the_same_page(serve) -> None:  # type: 
 def test_openmetrics_when_asked(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve()
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    conn.request(
-        "GET", "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    prometheus = (  # what Prometheus 2 sends by default
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+        "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
     )
+    conn.request("GET", "/metrics", headers={"Accept": prometheus, "Accept-Encoding": "gzip"})
     response = conn.getresponse()
-    body = response.read().decode()
-    assert (response.getheader("Content-Type") or "").startswith("application/openmetrics-text")
+    body = gzip.decompress(response.read()).decode()
+    assert response.getheader("Content-Type") == (
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    )
+    assert response.getheader("Vary") == "Accept, Accept-Encoding"
     assert body.endswith("# EOF\n")
+    assert {f.name for f in openmetrics_families(body)} == {"gpumetrics_gpu_power_watts"}
+    conn.request("GET", "/metrics", headers={"Accept": "text/plain;q=1,application/*;q=0.9"})
+    response = conn.getresponse()
+    assert (response.getheader("Content-Type") or "").startswith("text/plain")
+    assert "# EOF" not in response.read().decode()
     conn.request("GET", "/metrics")
     response = conn.getresponse()
     assert (response.getheader("Content-Type") or "").startswith("text/plain")
