@@ -30,6 +30,9 @@ from .negotiate import Format, choose_format
 
 __all__ = ["PrometheusEndpoint", "SnapshotCollector", "families", "render_text"]
 
+#: prometheus_client's OpenMetrics 1.0.0 encoder (untyped there).
+_encode_openmetrics: Callable[[CollectorRegistry], bytes] = openmetrics.generate_latest
+
 
 def _float_key(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
@@ -125,7 +128,7 @@ class PrometheusEndpoint:
     def render(self, accept: str | None) -> tuple[bytes, str]:
         """(body, content type) for a request's Accept header."""
         if choose_format(accept) is Format.OPENMETRICS:
-            return openmetrics.generate_latest(self.registry), openmetrics.CONTENT_TYPE_LATEST
+            return _encode_openmetrics(self.registry), openmetrics.CONTENT_TYPE_LATEST
         body = self._text.render(self._provider())
         if self._extra is not None:
             body += generate_latest(self._extra)

@@ -78,13 +78,16 @@ def test_openmetrics_page_parses_and_has_the_same_series_as_the_classic_page() -
     )
     assert classic_type.startswith("text/plain; version=0.0.4")
     assert om_type == "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    assert om.endswith(b"# EOF\n") and not classic.endswith(b"# EOF\n")
+    assert om.endswith(b"# EOF\n")
+    assert not classic.endswith(b"# EOF\n")
     om_series = _series(openmetrics_families(om.decode()))  # raises on any format error
     assert om_series == _series(text_string_to_metric_families(classic.decode()))
     names = {name for name, _, _ in om_series}
     for spec in catalog.ALL:
         if spec.type is MetricType.COUNTER:
-            assert spec.name.endswith("_total") and spec.name in names
+            assert spec.name.endswith("_total")
+            assert spec.name in names
         elif spec.type is MetricType.INFO:
-            assert spec.name.endswith("_info") and spec.name in names
+            assert spec.name.endswith("_info")
+            assert spec.name in names
     assert not any(name.endswith("_created") for name in names)

@@ -76,7 +76,8 @@ def test_prometheus_sees_the_expected_rates(tmp_path: Path, promtool: str) -> No
     types = {entry["metric"]: entry["type"] for entry in metadata}
     assert types.get(info.removesuffix("_info")) == "info", types
     assert types.get(NVLINK.removesuffix("_total")) == "counter", types
-    assert NVLINK not in types and info not in types
+    assert NVLINK not in types
+    assert info not in types
     assert _scalar(info_series) == 1.0
 
     # Sampling every 0.5 s and scraping every 1 s, a 10 s rate() window sees the counter's

@@ -1,6 +1,6 @@
 """The asyncio front on real sockets: connection cap with longest-idle eviction (auth-tarpitted
-connections first), refusal when nothing is idle, header timeouts against slowloris, keep-alive, HEAD, gzip, OpenMetrics, IPv6,
-malformed requests, and a prompt stop."""
+connections first), refusal when nothing is idle, header timeouts against slowloris,
+keep-alive, HEAD, gzip, OpenMetrics, IPv6, malformed requests, and a prompt stop."""
 
 from __future__ import annotations
 
@@ -122,10 +122,12 @@ def test_connections_held_in_the_auth_tarpit_are_closed_first_for_a_new_scrape(s
         for sock in held:
             sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\n{bad}\r\n\r\n".encode())
         _wait_for(lambda: server.front.tarpitted_connections == 4, "4 tarpitted connections")
-        assert server.front.open_connections == 4 and not server.front._idle
+        assert server.front.open_connections == 4
+        assert not server.front._idle
         token = base64.b64encode(b"prometheus:s3cret").decode()
         assert _request(server.port, headers={"Authorization": f"Basic {token}"}).status == 200
-        assert server.front.evicted == 1 and server.front.refused == 0
+        assert server.front.evicted == 1
+        assert server.front.refused == 0
         assert held[0].recv(1) == b""  # the longest-held one was closed, unanswered
         assert server.front.tarpitted_connections == 3
     finally:
