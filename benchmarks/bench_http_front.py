@@ -1,20 +1,23 @@
 """The HTTP front under hostile clients (issue 13), on loopback, in one command.
 
-    .venv/bin/python benchmarks/bench_http_front.py [--quick] [--json FILE]
+    .venv/bin/python benchmarks/bench_http_front.py [--quick] [--json FILE] [--cases ...]
 
 The exporter runs in its own process (`--serve`, 8 fake H200s through FakeNvml, the real
 Sampler and PrometheusEndpoint), so client work does not share its GIL. Measured:
-1. render: wall time of rendering /metrics from the cached snapshot in-process (plain and
-   gzip), which is what each scrape costs the exporter;
+1. render: wall time of rendering /metrics from the cached snapshot in-process (classic
+   text, its gzip, and OpenMetrics as Prometheus' default Accept header gets it), which is
+   what each scrape costs the exporter;
 2. idle: 1,000 idle TCP connections held open, then fresh scrapes one at a time: latency of
    each (target < 50 ms), with how many idle connections the front closed to admit them; and
    the issue's case side by side with the thread-per-connection server this front replaced
    (loaded from git at BASELINE): open-files limit 256, 300 idle connections, then scrapes;
 3. concurrent: 200 keep-alive scrapers in lock-step rounds: per-request latency p50/p99
-   (target p99 < 100 ms);
+   (target p99 < 100 ms), without gzip, with gzip, and with gzip and Prometheus' Accept
+   header (OpenMetrics);
 4. auth: 16 clients sending wrong passwords as fast as they can (from one address, then from
    16 addresses), while a legitimate client with the right password scrapes every 50 ms:
-   its p50/p99 (target p99 < 10 ms), and what the hammerers got (401 vs 429).
+   its p50/p99 (target p99 < 10 ms), and what the hammerers got (401 vs 429; every such
+   answer is held 1 s in the tarpit).
 The soft open-files limit is raised to the hard limit for the 1,000 connections.
 """
 
@@ -37,6 +40,11 @@ import time
 from pathlib import Path
 
 PASSWORD = "s3cret-scrape"
+#: What Prometheus 2 sends by default: it prefers OpenMetrics 1.0.0.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -118,18 +126,23 @@ def render_cost(repeats: int) -> dict[str, object]:
         sampler = Sampler([NvmlSource()], interval=1.0)
         sampler.sample_once()
         endpoint = PrometheusEndpoint(sampler.snapshot)
-        plain, packed = [], []
-        body = b""
+        plain, packed, om = [], [], []
+        body = om_body = b""
         for _ in range(repeats):
             start = time.perf_counter()
             body, _ = endpoint.render(None)
             plain.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            om_body, _ = endpoint.render(PROMETHEUS_ACCEPT)
+            om.append(time.perf_counter() - start)
             start = time.perf_counter()
             zipped = gzip.compress(body, compresslevel=6, mtime=0)
             packed.append(time.perf_counter() - start)
     return {
         "render": _percentiles(plain),
         "gzip": _percentiles(packed),
+        "openmetrics": _percentiles(om),
+        "openmetrics_bytes": len(om_body),
         "bytes": len(body),
         "gzip_bytes": len(zipped),
     }
@@ -298,6 +311,11 @@ def main() -> None:
     parser.add_argument("--hammer", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (~15 s)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--cases",
+        default="idle300,idle1000,hammer",
+        help="comma-separated subset of idle300, idle1000 (with the 200-scraper cases), hammer",
+    )
     args = parser.parse_args()
     if args.serve:
         mode, nofile = args.serve.split(",")
@@ -317,22 +335,34 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "nofile": [soft, hard],
     }
+    cases = set(args.cases.split(","))
     results["render"] = render_cost(50 if quick else 200)
-    for mode in ("baseline", "plain"):  # the issue's case: nofile=256, 300 idle connections
+    for mode in (
+        ("baseline", "plain") if "idle300" in cases else ()
+    ):  # the issue's case: nofile=256, 300 idle connections
         child = _Child(mode, nofile=256)
         results[f"idle_300_nofile_256_{mode}"] = asyncio.run(
             idle_then_scrape(child.port, 300, 10 if quick else 20)
         )
         results[f"idle_300_nofile_256_{mode}_counters"] = child.finish()
-    child = _Child("plain")
-    results["max_connections"] = child.cap
-    results["idle_1000"] = asyncio.run(idle_then_scrape(child.port, 1000, 20 if quick else 50))
-    results["concurrent_200"] = asyncio.run(concurrent(child.port, 200, 5 if quick else 20))
-    results["concurrent_200_gzip"] = asyncio.run(
-        concurrent(child.port, 200, 5 if quick else 20, "Accept-Encoding: gzip\r\n")
-    )
-    results["front_counters"] = child.finish()
-    for spread in (False, True):
+    if "idle1000" in cases:
+        child = _Child("plain")
+        results["max_connections"] = child.cap
+        results["idle_1000"] = asyncio.run(idle_then_scrape(child.port, 1000, 20 if quick else 50))
+        results["concurrent_200"] = asyncio.run(concurrent(child.port, 200, 5 if quick else 20))
+        results["concurrent_200_gzip"] = asyncio.run(
+            concurrent(child.port, 200, 5 if quick else 20, "Accept-Encoding: gzip\r\n")
+        )
+        results["concurrent_200_prometheus_accept_gzip"] = asyncio.run(
+            concurrent(
+                child.port,
+                200,
+                5 if quick else 20,
+                f"Accept: {PROMETHEUS_ACCEPT}\r\nAccept-Encoding: gzip\r\n",
+            )
+        )
+        results["front_counters"] = child.finish()
+    for spread in (False, True) if "hammer" in cases else ():
         child = _Child("auth")
         key = "auth_hammer_16_addresses" if spread else "auth_hammer_1_address"
         results[key] = hammered(child.port, 16, spread, 4.0 if quick else 10.0)

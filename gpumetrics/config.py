@@ -61,7 +61,10 @@ _OPTIONS: Mapping[str, Mapping[str, tuple[str, tuple[type, ...]]]] = MappingProx
             "endpoint": ("otlp_endpoint", (str,)),
             "interval": ("otlp_interval", (int, float)),
         },
-        "web": {"config": ("web_config", (str,))},
+        "web": {
+            "config": ("web_config", (str,)),
+            "max_connections": ("max_connections", (int,)),
+        },
     }
 )
 _LISTS = {"metrics": ("include", "exclude")}

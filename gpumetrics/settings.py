@@ -66,6 +66,8 @@ class ServeSettings:
     """off | auto | kubelet | cgroup (gpumetrics.sources.pods)."""
     kubelet_socket: Path = Path("/var/lib/kubelet/pod-resources/kubelet.sock")
     """The kubelet PodResources socket."""
+    max_connections: int | None = None
+    """Open HTTP connections at most; None: the web config's (256 by default)."""
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.engines]

@@ -41,17 +41,16 @@ def test_endpoint_serves_the_fast_path_and_promtool_accepts_it(promtool: str) ->
     assert lint.returncode == 0, lint.stdout.decode()
 
 
-def test_prometheus_default_accept_header_gets_classic_text() -> None:
+def test_prometheus_default_accept_header_gets_openmetrics_and_plain_text_the_fast_path() -> None:
     snapshot = Snapshot(0.0, (catalog.gpu.GPU_POWER.sample(1.0, "0", "u", "m"),))
     endpoint = PrometheusEndpoint(lambda: snapshot)
     accept = (
         "application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
         "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
     )
-    assert endpoint.render(accept)[1].startswith("text/plain")
-    assert endpoint.render("application/openmetrics-text")[1].startswith(
-        "application/openmetrics-text"
-    )
+    assert endpoint.render(accept)[1].startswith("application/openmetrics-text; version=1.0.0")
+    assert endpoint.render("text/plain;version=0.0.4")[1].startswith("text/plain")
+    assert endpoint.render(None)[0] == TextRenderer(catalog.ALL).render(snapshot)
 
 
 def test_special_values() -> None:

@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -185,6 +185,11 @@ def _load_file(ctx: click.Context, _: click.Parameter, value: Path | None) -> Pa
     help="Prometheus-style web config (YAML): TLS, client certificates, basic auth.",
 )
 @click.option(
+    "--max-connections",
+    type=click.IntRange(1, 65536),
+    help="Open HTTP connections at most (overrides the web config's max_connections; 256).",
+)
+@click.option(
     "--otlp-endpoint",
     type=HTTP_URL,
     metavar="URL",
@@ -261,6 +266,12 @@ def _prepare(settings: ServeSettings) -> _Prepared:
     if settings.pod_attribution == "kubelet":
         require("k8s", "gpumetrics serve --pod-attribution kubelet")
     web = load_web_config(settings.web_config) if settings.web_config else None
+    if settings.max_connections is not None:
+        web = replace(web or WebConfig(), max_connections=settings.max_connections)
+    if web is not None and web.tls:  # a certificate, key or cipher list that cannot work
+        from ..export.http.tls import server_context  # noqa: PLC0415
+
+        server_context(web)
     if web is not None and web.basic_auth_users:
         require("web", "basic auth (basic_auth_users in --web-config)")
     if settings.otlp_endpoint:

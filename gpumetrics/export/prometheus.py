@@ -18,15 +18,20 @@ from prometheus_client.core import (
     InfoMetricFamily,
     Metric,
 )
-from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from .. import catalog
 from ..catalog import MetricSpec, MetricType
 from ..promtext import CONTENT_TYPE, TextRenderer
 from ..samples import HistogramValue, Sample, Snapshot
+from .negotiate import Format, choose_format
 
 __all__ = ["PrometheusEndpoint", "SnapshotCollector", "families", "render_text"]
+
+#: prometheus_client's OpenMetrics 1.0.0 encoder (untyped there).
+_encode_openmetrics: Callable[[CollectorRegistry], bytes] = openmetrics.generate_latest
 
 
 def _float_key(bound: float) -> str:
@@ -96,9 +101,11 @@ def render_text(snapshot: Snapshot, specs: Iterable[MetricSpec] = catalog.ALL) -
 class PrometheusEndpoint:
     """Serves a snapshot provider's metrics.
 
-    The classic text format comes from the fast `TextRenderer` (cached series prefixes), and
-    is what every scrape gets unless its Accept header rules text/plain out; then
-    prometheus_client's encoder renders OpenMetrics from the same collector. A non-empty
+    The format follows the Accept header's preference (`negotiate.choose_format`: q-values
+    and versions; Prometheus' default header prefers OpenMetrics 1.0.0). The classic text
+    format comes from the fast `TextRenderer` (cached series prefixes); OpenMetrics from
+    prometheus_client's OpenMetrics encoder over the same collector. Series names are the
+    same in both (counters `*_total`, info metrics `*_info`, no `_created`). A non-empty
     `registry` of your own (process metrics, ...) is rendered by prometheus_client and
     appended to the classic text.
     """
@@ -120,20 +127,12 @@ class PrometheusEndpoint:
 
     def render(self, accept: str | None) -> tuple[bytes, str]:
         """(body, content type) for a request's Accept header."""
-        if _wants_classic(accept):
-            body = self._text.render(self._provider())
-            if self._extra is not None:
-                body += generate_latest(self._extra)
-            return body, CONTENT_TYPE
-        encoder, content_type = choose_encoder(accept or "")
-        return encoder(self.registry), content_type
-
-
-def _wants_classic(accept: str | None) -> bool:
-    """True unless the client accepts OpenMetrics and neither text/plain nor */*."""
-    if not accept or "openmetrics" not in accept:
-        return True
-    return "text/plain" in accept or "*/*" in accept
+        if choose_format(accept) is Format.OPENMETRICS:
+            return _encode_openmetrics(self.registry), openmetrics.CONTENT_TYPE_LATEST
+        body = self._text.render(self._provider())
+        if self._extra is not None:
+            body += generate_latest(self._extra)
+        return body, CONTENT_TYPE
 
 
 class _RegistryCollector(Collector):

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpumetrics import catalog
-from gpumetrics.export.prometheus import render_text
+from gpumetrics.catalog import MetricType
+from gpumetrics.export.prometheus import PrometheusEndpoint, render_text
 from gpumetrics.samples import HistogramValue, Snapshot
+
+from ..catalog.test_catalog import _one_sample_each
 
 GPU = ("0", "GPU-abc", "NVIDIA H200")
 
@@ -48,3 +57,37 @@ def test_counter_gauge_info_and_histogram_round_trip() -> None:
 def test_metrics_without_samples_are_absent() -> None:
     parsed = _parse(Snapshot(taken_at=1.0, samples=(catalog.gpu.GPU_POWER.sample(1.0, *GPU),)))
     assert list(parsed) == ["gpumetrics_gpu_power_watts"]
+
+
+def _series(families: Iterable[Metric]) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items())), sample.value)
+        for family in families
+        for sample in family.samples
+    }
+
+
+def test_openmetrics_page_parses_and_has_the_same_series_as_the_classic_page() -> None:
+    """What the generated dashboards and rules query must exist under the same names whichever
+    format Prometheus negotiated: counters `*_total`, info `*_info`, histogram parts."""
+    snapshot = _one_sample_each()
+    endpoint = PrometheusEndpoint(lambda: snapshot)
+    classic, classic_type = endpoint.render("text/plain;version=0.0.4")
+    om, om_type = endpoint.render(
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    )
+    assert classic_type.startswith("text/plain; version=0.0.4")
+    assert om_type == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    assert om.endswith(b"# EOF\n")
+    assert not classic.endswith(b"# EOF\n")
+    om_series = _series(openmetrics_families(om.decode()))  # raises on any format error
+    assert om_series == _series(text_string_to_metric_families(classic.decode()))
+    names = {name for name, _, _ in om_series}
+    for spec in catalog.ALL:
+        if spec.type is MetricType.COUNTER:
+            assert spec.name.endswith("_total")
+            assert spec.name in names
+        elif spec.type is MetricType.INFO:
+            assert spec.name.endswith("_info")
+            assert spec.name in names
+    assert not any(name.endswith("_created") for name in names)

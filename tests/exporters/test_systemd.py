@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from gpumetrics.export.server import _FD_RESERVE
+from gpumetrics.web_config import WebConfig
+
 from .tools import EXPORTERS, require_executable, run
 
 UNIT = EXPORTERS / "systemd" / "gpumetrics.service"
@@ -75,3 +78,13 @@ def test_sandbox_keeps_nvml_and_drops_privileges() -> None:
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.read_string(UNIT.read_text())
     assert parser["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_open_files_limit_leaves_room_for_the_connection_cap() -> None:
+    """The front lowers max_connections to LimitNOFILE minus its reserve: the unit's limit must
+    leave the default cap intact (and TasksMax is set: threads do not grow with connections)."""
+    service = _service()
+    (nofile,) = service["LimitNOFILE"]
+    assert int(nofile) - _FD_RESERVE >= WebConfig().max_connections
+    (tasks,) = service["TasksMax"]
+    assert int(tasks) >= 32

@@ -1,5 +1,6 @@
 """End to end: a real Prometheus scrapes `gpumetrics serve --fake-gpus` and PromQL returns the
-NVLink and InfiniBand rates the fake workload defines; a live scrape passes promtool."""
+NVLink and InfiniBand rates the fake workload defines, over OpenMetrics (what Prometheus
+prefers); a live classic-text scrape passes promtool."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from gpumetrics import catalog
 from gpumetrics.testing.fabric import FabricRates
 from gpumetrics.testing.workloads import STEADY_RATES
 
-from .servers import prometheus, wait_for
+from .servers import http_get_json, prometheus, wait_for
 from .sidecar import gpumetrics_serve
 
 pytestmark = pytest.mark.integration
@@ -64,6 +65,20 @@ def test_prometheus_sees_the_expected_rates(tmp_path: Path, promtool: str) -> No
             got_ib = wait_for(lambda: _scalar(prom.query(ib)), 60, "IB rate")
             got_total = wait_for(lambda: _scalar(prom.query(total)), 60, "NVLink total")
             up = prom.query('gpumetrics_source_up{source="nvml"}')
+            metadata = http_get_json(f"{prom.url}/api/v1/targets/metadata?limit=1000")["data"]
+            info = catalog.gpu.GPU_INFO.name
+            info_series = prom.query(f'count({info}{{gpu="3"}} == 1)')
+
+    # The scrape was OpenMetrics (Prometheus prefers it and the front honours the Accept
+    # header's q-values): its metadata has the OpenMetrics types `info` (a classic scrape says
+    # `gauge`) and counter families named without `_total`; the series names are the same as
+    # in the classic format (what the generated dashboards and rules query).
+    types = {entry["metric"]: entry["type"] for entry in metadata}
+    assert types.get(info.removesuffix("_info")) == "info", types
+    assert types.get(NVLINK.removesuffix("_total")) == "counter", types
+    assert NVLINK not in types
+    assert info not in types
+    assert _scalar(info_series) == 1.0
 
     # Sampling every 0.5 s and scraping every 1 s, a 10 s rate() window sees the counter's
     # true slope up to one sampling step of jitter at each end: a few percent at most.

@@ -4,6 +4,11 @@ Order per request: probes (/health, /ready) answer without credentials; every ot
 needs the client certificate when one is required, then basic auth (checked from the head
 alone: a body is never read), then the method (GET and HEAD, else 405), then the path (404).
 
+Every 401 and 429 is held for `tarpit_s` (an asyncio sleep: no CPU, no thread) before it is
+sent, and the connection counts as evictable meanwhile: a client hammering wrong passwords
+gets about one answer per connection per second instead of thousands, so it cannot keep the
+event loop busy, and its held connections never take the slot a new scrape needs.
+
 /metrics renders on a small thread pool so the event loop keeps accepting and timing out
 connections meanwhile; requests that arrive while the same page (same Accept header, same
 encoding) is being rendered share that render instead of queueing their own.
@@ -14,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -28,8 +33,10 @@ log = logging.getLogger(__name__)
 #: Renders the metrics page for an Accept header: (body, content type).
 RenderMetrics = Callable[[str | None], tuple[bytes, str]]
 
-#: bcrypt checks queued or running at once, across all clients; beyond it, 429 at once.
+#: bcrypt checks queued or running at once, across all clients; beyond it, 429.
 MAX_PENDING_VERIFICATIONS = 4
+#: Seconds a 401 or 429 answer is held before it is sent (the tarpit).
+TARPIT_S = 1.0
 
 _PROBES = ("/health", "/ready")
 _UNAUTHORIZED = Response(
@@ -47,6 +54,10 @@ class Peer(Protocol):
     @property
     def cert_problem(self) -> str | None: ...
 
+    def tarpit(self, seconds: float) -> Awaitable[None]:
+        """Wait `seconds` with the connection evictable (closed first when the cap is hit)."""
+        ...
+
 
 class _RenderError(Exception):
     """Rendering failed (already logged)."""
@@ -62,12 +73,14 @@ class App:
         auth: BasicAuth,
         render_pool: ThreadPoolExecutor,
         auth_pool: ThreadPoolExecutor,
+        tarpit_s: float = TARPIT_S,
     ) -> None:
         self._render_metrics = render_metrics
         self._ready = ready
         self._auth = auth
         self._render_pool = render_pool
         self._auth_pool = auth_pool
+        self._tarpit_s = tarpit_s
         self._pending_verifications = 0
         self._renders: dict[tuple[str | None, bool], asyncio.Future[tuple[bytes, str]]] = {}
 
@@ -77,6 +90,7 @@ class App:
                 return Response(403, f"forbidden: {peer.cert_problem}\n".encode())
             denied = await self._authenticate(request, peer)
             if denied is not None:
+                await peer.tarpit(self._tarpit_s)
                 return denied
         if request.method not in ("GET", "HEAD"):
             return Response(405, b"method not allowed\n", headers=(("Allow", "GET, HEAD"),))
@@ -123,7 +137,7 @@ class App:
             body, content_type = await asyncio.shield(future)
         except _RenderError:
             return Response(500, b"error rendering metrics; see the exporter's log\n")
-        headers = [("Vary", "Accept-Encoding")]
+        headers = [("Vary", "Accept, Accept-Encoding")]
         if compress:
             headers.append(("Content-Encoding", "gzip"))
         return Response(200, body, content_type, tuple(headers))

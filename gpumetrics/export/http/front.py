@@ -3,8 +3,9 @@
 Idle or slow clients cannot starve scrapes:
 - at most `max_connections` connections are open; a new one beyond that closes the connection
   that has been idle longest (a keep-alive connection between requests, or one that has sent
-  nothing yet), so a new scrape always gets a slot; when none is idle it is refused at once
-  (503 on plain HTTP, closed on TLS);
+  nothing yet), so a new scrape always gets a slot; connections held in the auth tarpit (a
+  401/429 waiting to be sent) are closed before any idle one; when none is idle or tarpitted
+  the new one is refused at once (503 on plain HTTP, closed on TLS);
 - a request's head must arrive within `read_header_timeout_s` of its first byte (or of the
   connection, for the first request; the TLS handshake shares that budget), so a slowloris
   client is cut off; a keep-alive connection idle for `idle_timeout_s` is closed; a client
@@ -50,8 +51,8 @@ _last_resource_warning = [0.0]
 
 
 def _quiet_resource_errors(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
-    """Out of file descriptors while accepting: one warning line per 10 s, not a traceback per
-    attempt (asyncio retries the accept a second later by itself)."""
+    """Out of file descriptors while accepting: one warning per 10 s, not a traceback per
+    attempt (asyncio retries the accept a second later)."""
     exc = context.get("exception")
     if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRNOS:
         now = time.monotonic()
@@ -81,6 +82,7 @@ class Front:
         self._sock = sock
         self._open: dict[_Connection, None] = {}
         self._idle: OrderedDict[_Connection, None] = OrderedDict()
+        self._tarpitted: OrderedDict[_Connection, None] = OrderedDict()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
@@ -140,12 +142,13 @@ class Front:
         return len(self._open)
 
     def admit(self, connection: _Connection) -> bool:
-        """Make room for a new connection (closing the longest-idle one), or refuse it."""
+        """Make room (close the oldest tarpitted, else idle, connection) or refuse."""
         if len(self._open) >= self.max_connections:
-            if not self._idle:
+            victims = self._tarpitted or self._idle
+            if not victims:
                 self.refused += 1
                 return False
-            oldest = next(iter(self._idle))
+            oldest = next(iter(victims))
             self.evicted += 1
             oldest.evict()
         self._open[connection] = None
@@ -158,9 +161,20 @@ class Front:
         else:
             self._idle.pop(connection, None)
 
+    def set_tarpitted(self, connection: _Connection, held: bool) -> None:
+        if held and connection in self._open:
+            self._tarpitted[connection] = None
+        else:
+            self._tarpitted.pop(connection, None)
+
+    @property
+    def tarpitted_connections(self) -> int:
+        return len(self._tarpitted)
+
     def forget(self, connection: _Connection) -> None:
         self._open.pop(connection, None)
         self._idle.pop(connection, None)
+        self._tarpitted.pop(connection, None)
 
 
 class _Connection(asyncio.Protocol):
@@ -232,9 +246,18 @@ class _Connection(asyncio.Protocol):
             self._write_timer.cancel()
             self._write_timer = None
 
+    # -- called by the app --
+    async def tarpit(self, seconds: float) -> None:
+        """Hold this connection's (401/429) answer for `seconds`, evictable meanwhile."""
+        self._front.set_tarpitted(self, True)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._front.set_tarpitted(self, False)
+
     # -- called by the front --
     def evict(self) -> None:
-        """Close this idle connection to make room for a new one."""
+        """Close this idle or tarpitted connection to make room for a new one."""
         log.debug("closing idle connection from %s to admit a new one", self.client)
         self._close()
 

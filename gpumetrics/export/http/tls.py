@@ -19,6 +19,9 @@ from ...web_config import CIPHER_SUITES, WebConfig
 
 __all__ = ["client_cert_problem", "server_context"]
 
+#: Handshake rounds the start-up self-test may take (a TLS handshake needs 2-3).
+_SELF_TEST_ROUNDS = 8
+
 _VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
     "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -29,7 +32,9 @@ _VERSIONS = {
 
 def server_context(web: WebConfig) -> ssl.SSLContext:
     """An SSLContext honouring min/max version, cipher suites (TLS <= 1.2; TLS 1.3's suites are
-    not configurable), server cipher preference and the client CA. Raises ConfigError."""
+    not configurable), server cipher preference and the client CA. Raises ConfigError when a
+    file cannot be loaded, or when no client could connect (an in-memory handshake with a
+    client that accepts any cipher fails: say only ECDSA suites for an RSA key)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _VERSIONS[web.min_version]
     context.maximum_version = _VERSIONS[web.max_version]
@@ -53,7 +58,42 @@ def server_context(web: WebConfig) -> ssl.SSLContext:
     else:
         context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
     context.verify_mode = ssl.CERT_OPTIONAL if web.client_ca_file else ssl.CERT_NONE
+    problem = _self_test(context, web)
+    if problem is not None:
+        where = "tls_server_config.cipher_suites" if legacy else "tls_server_config"
+        raise ConfigError(where, f"no client could connect: {problem}")
     return context
+
+
+def _self_test(server: ssl.SSLContext, web: WebConfig) -> str | None:
+    """Handshake with `server` in memory, as a client with every cipher OpenSSL has and the
+    same protocol versions; None on success, else OpenSSL's reason."""
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    client.minimum_version = _VERSIONS[web.min_version]
+    client.maximum_version = _VERSIONS[web.max_version]
+    client.set_ciphers("ALL:@SECLEVEL=0")
+    pipes = [ssl.MemoryBIO() for _ in range(4)]  # client->server in/out, server->client
+    ends = (
+        client.wrap_bio(pipes[0], pipes[1], server_side=False),
+        server.wrap_bio(pipes[1], pipes[0], server_side=True),
+    )
+    done = [False, False]
+    for _ in range(_SELF_TEST_ROUNDS):
+        for i, end in enumerate(ends):
+            if done[i]:
+                continue
+            try:
+                end.do_handshake()
+                done[i] = True
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue
+            except ssl.SSLError as exc:
+                return str(exc.reason or exc)
+        if all(done):
+            return None
+    return "the handshake did not finish"
 
 
 def client_cert_problem(web: WebConfig, ssl_object: Any) -> str | None:

@@ -1,16 +1,21 @@
-"""The asyncio front on real sockets: connection cap with longest-idle eviction, refusal when
-nothing is idle, header timeouts against slowloris, keep-alive, HEAD, gzip, OpenMetrics, IPv6,
-malformed requests, and a prompt stop."""
+"""The asyncio front on real sockets: connection cap with longest-idle eviction (auth-tarpitted
+connections first), refusal when nothing is idle, header timeouts against slowloris,
+keep-alive, HEAD, gzip, OpenMetrics, IPv6, malformed requests, and a prompt stop."""
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
 import socket
 import time
 from collections.abc import Callable, Iterator
 
+import bcrypt
 import pytest
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 
 from gpumetrics import catalog
 from gpumetrics.config import WebConfig
@@ -107,6 +112,38 @@ def test_with_no_idle_connection_the_excess_is_refused_at_once(serve) -> None:  
             sock.close()
 
 
+def test_connections_held_in_the_auth_tarpit_are_closed_first_for_a_new_scrape(serve) -> None:  # type: ignore[no-untyped-def]
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    server = serve(WebConfig(max_connections=4, basic_auth_users={"prometheus": hashed}))
+    server.front.app._tarpit_s = 30.0  # held for the whole test: nothing else frees a slot
+    bad = "Authorization: Basic " + base64.b64encode(b"prometheus:wrong").decode()
+    held = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(4)]
+    try:
+        for sock in held:
+            sock.sendall(f"GET /metrics HTTP/1.1\r\nHost: x\r\n{bad}\r\n\r\n".encode())
+        _wait_for(lambda: server.front.tarpitted_connections == 4, "4 tarpitted connections")
+        assert server.front.open_connections == 4
+        assert not server.front._idle
+        token = base64.b64encode(b"prometheus:s3cret").decode()
+        assert _request(server.port, headers={"Authorization": f"Basic {token}"}).status == 200
+        assert server.front.evicted == 1
+        assert server.front.refused == 0
+        assert held[0].recv(1) == b""  # the longest-held one was closed, unanswered
+        assert server.front.tarpitted_connections == 3
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_held_401_is_sent_after_the_tarpit(serve) -> None:  # type: ignore[no-untyped-def]
+    hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(rounds=4)).decode()
+    server = serve(WebConfig(basic_auth_users={"prometheus": hashed}))
+    server.front.app._tarpit_s = 0.2
+    reply = _raw(server.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 401 ")
+    assert server.front.tarpitted_connections == 0
+
+
 def test_a_slowloris_head_is_cut_off_by_the_header_timeout(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(WebConfig(read_header_timeout_s=0.3))
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
@@ -174,13 +211,23 @@ def test_gzip_when_asked_decompresses_to_the_same_page(serve) -> None:  # type: 
 def test_openmetrics_when_asked(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve()
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    conn.request(
-        "GET", "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+    prometheus = (  # what Prometheus 2 sends by default
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+        "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
     )
+    conn.request("GET", "/metrics", headers={"Accept": prometheus, "Accept-Encoding": "gzip"})
     response = conn.getresponse()
-    body = response.read().decode()
-    assert (response.getheader("Content-Type") or "").startswith("application/openmetrics-text")
+    body = gzip.decompress(response.read()).decode()
+    assert response.getheader("Content-Type") == (
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    )
+    assert response.getheader("Vary") == "Accept, Accept-Encoding"
     assert body.endswith("# EOF\n")
+    assert {f.name for f in openmetrics_families(body)} == {"gpumetrics_gpu_power_watts"}
+    conn.request("GET", "/metrics", headers={"Accept": "text/plain;q=1,application/*;q=0.9"})
+    response = conn.getresponse()
+    assert (response.getheader("Content-Type") or "").startswith("text/plain")
+    assert "# EOF" not in response.read().decode()
     conn.request("GET", "/metrics")
     response = conn.getresponse()
     assert (response.getheader("Content-Type") or "").startswith("text/plain")
