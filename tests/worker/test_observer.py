@@ -22,6 +22,7 @@ SPEC = PRESETS["tiny"]
 NOT_FROM_REPORTS = {
     cat.ENGINE_INFO.name,
     cat.KV_BLOCK_SIZE.name,
+    cat.CACHE_CONFIG_INFO.name,  # the pool's configuration, set once like the block size
     cat.MAX_BATCH_SEQUENCES.name,
     cat.MAX_BATCH_TOKENS.name,
     cat.RECOMPUTED_FLOPS.name,  # the hooks' cost model over the recomputed tokens
