@@ -1,5 +1,5 @@
-"""The classic Prometheus text format (0.0.4) for catalog samples: the one renderer behind the
-sidecar's /metrics and the engine hooks' endpoint.
+"""The classic Prometheus text format (0.0.4) and OpenMetrics 1.0.0 for catalog samples: the one
+renderer behind the sidecar's /metrics and the engine hooks' endpoint.
 
 Standard library only, so that `gpumetrics.hooks` (imported by inference engines) can use it,
 and written by hand, beside prometheus_client's encoder, for speed: a node with 8 GPUs exports
@@ -7,7 +7,11 @@ and written by hand, beside prometheus_client's encoder, for speed: a node with 
 Sample tuples for each costs ~14 µs a series, ~25 ms a scrape. Series are stable from one
 snapshot to the next, so this renderer caches each series' line prefix (`name{labels} `) and
 per scrape only formats values: ~1 µs a series. Its output is checked against
-prometheus_client's encoder and parser, and against promtool, in the tests.
+prometheus_client's encoders and parsers (both formats), and against promtool, in the tests.
+
+OpenMetrics differs only in the metadata and the end: a counter's or info metric's family is
+named without its `_total` / `_info` suffix (the series keep it), info is its own type, HELP
+escapes double quotes, bucket bounds are floats, and the page ends in `# EOF`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .samples import HistogramValue, Labels, Sample, Snapshot
 
 __all__ = [
     "CONTENT_TYPE",
+    "OPENMETRICS_CONTENT_TYPE",
     "TextRenderer",
     "escape_help",
     "escape_label_value",
@@ -30,6 +35,8 @@ __all__ = [
 
 #: Content-Type of the classic text format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: Content-Type of OpenMetrics 1.0.0 (what prometheus_client's encoder sends).
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
 def format_value(value: float) -> str:
@@ -66,13 +73,11 @@ class TextRenderer:
     larger than the last scrape needed, it is rebuilt.
     """
 
-    def __init__(self, specs: Iterable[MetricSpec]) -> None:
+    def __init__(self, specs: Iterable[MetricSpec], *, openmetrics: bool = False) -> None:
         self._specs = tuple(specs)
+        self._openmetrics = openmetrics
         self._headers = {
-            spec.name: (
-                f"# HELP {spec.name} {escape_help(spec.help)}\n"
-                f"# TYPE {spec.name} {'gauge' if spec.type is MetricType.INFO else spec.type}\n"
-            )
+            spec.name: _openmetrics_header(spec) if openmetrics else _header(spec)
             for spec in self._specs
         }
         self._prefixes: dict[str, dict[Labels, str]] = {}
@@ -106,6 +111,8 @@ class TextRenderer:
             used += len(samples)
         if sum(len(c) for c in prefixes.values()) > 4 * used + 1024:
             self._prefixes = {}
+        if self._openmetrics:
+            out.append("# EOF\n")
         return "".join(out).encode()
 
     @staticmethod
@@ -119,7 +126,8 @@ class TextRenderer:
         )
         sep = "," if base else ""
         lines = [
-            f'{spec.name}_bucket{{{base}{sep}le="{format_value(bound)}"}} {format_value(count)}\n'
+            f'{spec.name}_bucket{{{base}{sep}le="{format_value(float(bound))}"}} '
+            f"{format_value(count)}\n"
             for bound, count in zip(value.bounds, value.counts, strict=True)
         ]
         lines.append(f'{spec.name}_bucket{{{base}{sep}le="+Inf"}} {format_value(value.count)}\n')
@@ -127,6 +135,17 @@ class TextRenderer:
         lines.append(f"{spec.name}_sum{braces} {format_value(value.sum)}\n")
         lines.append(f"{spec.name}_count{braces} {format_value(value.count)}\n")
         return "".join(lines)
+
+
+def _header(spec: MetricSpec) -> str:
+    kind = "gauge" if spec.type is MetricType.INFO else spec.type
+    return f"# HELP {spec.name} {escape_help(spec.help)}\n# TYPE {spec.name} {kind}\n"
+
+
+def _openmetrics_header(spec: MetricSpec) -> str:
+    family = spec.base_name  # counters and info metrics: the name without its suffix
+    text = escape_help(spec.help).replace('"', '\\"')
+    return f"# HELP {family} {text}\n# TYPE {family} {spec.type}\n"
 
 
 _DEFAULT = TextRenderer(catalog.ALL)

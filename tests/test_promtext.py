@@ -7,10 +7,13 @@ import subprocess
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client.openmetrics import exposition as om_exposition
+from prometheus_client.openmetrics import parser as om_parser
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 
 from gpumetrics import catalog
-from gpumetrics.export.prometheus import PrometheusEndpoint, render_text
+from gpumetrics.export.prometheus import PrometheusEndpoint, SnapshotCollector, render_text
 from gpumetrics.promtext import TextRenderer, format_value
 from gpumetrics.samples import HistogramValue, Sample, Snapshot
 
@@ -24,6 +27,34 @@ def _parsed(text: bytes) -> set[tuple[str, tuple[tuple[str, str], ...], str]]:
             value = "nan" if math.isnan(sample.value) else repr(float(sample.value))
             out.add((sample.name, tuple(sorted(sample.labels.items())), value))
     return out
+
+
+def _parsed_openmetrics(text: bytes) -> set[tuple[str, ...]]:
+    """(family, type, help, sample name, labels, value) by prometheus_client's strict OpenMetrics
+    parser, which refuses a page without `# EOF`, suffixes that do not fit the family's
+    type, and non-canonical `le` bounds."""
+    out = set()
+    for family in om_parser.text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            value = "nan" if math.isnan(sample.value) else repr(float(sample.value))
+            labels = tuple(sorted(sample.labels.items()))
+            out.add(
+                (family.name, family.type, family.documentation, sample.name, str(labels), value)
+            )
+    return out
+
+
+def _client_openmetrics(snapshot: Snapshot) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: snapshot))
+    return bytes(om_exposition.generate_latest(registry))
+
+
+def test_whole_catalog_in_openmetrics_matches_prometheus_client() -> None:
+    snapshot = _one_sample_each()
+    ours = TextRenderer(catalog.ALL, openmetrics=True).render(snapshot)
+    assert ours.endswith(b"# EOF\n")
+    assert _parsed_openmetrics(ours) == _parsed_openmetrics(_client_openmetrics(snapshot))
 
 
 def test_whole_catalog_matches_prometheus_client() -> None:
@@ -86,3 +117,5 @@ def test_escaping_and_values_round_trip(model: str, value: float, counts: list[i
     )
     snapshot = Snapshot(0.0, samples)
     assert _parsed(TextRenderer(catalog.ALL).render(snapshot)) == _parsed(render_text(snapshot))
+    om = TextRenderer(catalog.ALL, openmetrics=True).render(snapshot)
+    assert _parsed_openmetrics(om) == _parsed_openmetrics(_client_openmetrics(snapshot))

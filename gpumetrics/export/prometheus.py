@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from .. import catalog
 from ..catalog import MetricSpec, MetricType
-from ..promtext import CONTENT_TYPE, TextRenderer
+from ..promtext import CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE, TextRenderer
 from ..samples import HistogramValue, Sample, Snapshot
 from .negotiate import Format, choose_format
 
@@ -102,12 +102,11 @@ class PrometheusEndpoint:
     """Serves a snapshot provider's metrics.
 
     The format follows the Accept header's preference (`negotiate.choose_format`: q-values
-    and versions; Prometheus' default header prefers OpenMetrics 1.0.0). The classic text
-    format comes from the fast `TextRenderer` (cached series prefixes); OpenMetrics from
-    prometheus_client's OpenMetrics encoder over the same collector. Series names are the
-    same in both (counters `*_total`, info metrics `*_info`, no `_created`). A non-empty
-    `registry` of your own (process metrics, ...) is rendered by prometheus_client and
-    appended to the classic text.
+    and versions; Prometheus' default header prefers OpenMetrics 1.0.0). Both formats come
+    from the fast `TextRenderer` (cached series prefixes). Series names are the same in both
+    (counters `*_total`, info metrics `*_info`, no `_created`). With a `registry` of your own
+    (process metrics, ...), prometheus_client renders it: appended to the classic text, and
+    the whole OpenMetrics page (which must end in one `# EOF`) through its encoder.
     """
 
     def __init__(
@@ -119,6 +118,7 @@ class PrometheusEndpoint:
         specs = tuple(specs)
         self._provider = provider
         self._text = TextRenderer(specs)
+        self._openmetrics = TextRenderer(specs, openmetrics=True)
         self._extra = registry
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(provider, specs))
@@ -128,6 +128,8 @@ class PrometheusEndpoint:
     def render(self, accept: str | None) -> tuple[bytes, str]:
         """(body, content type) for a request's Accept header."""
         if choose_format(accept) is Format.OPENMETRICS:
+            if self._extra is None:
+                return self._openmetrics.render(self._provider()), OPENMETRICS_CONTENT_TYPE
             return _encode_openmetrics(self.registry), openmetrics.CONTENT_TYPE_LATEST
         body = self._text.render(self._provider())
         if self._extra is not None:
