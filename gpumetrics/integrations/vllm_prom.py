@@ -10,6 +10,13 @@ Names, help texts, types and buckets are the catalog's (`gpumetrics.catalog.engi
 page reads exactly like the hooks' page and the bridge's `gpumetrics` map recognises it. Each
 series carries `engine` (the gpumetrics engine name), `model` (vLLM's served model name) and
 `dp_rank` (vLLM's engine index, which vLLM itself labels `engine`).
+
+Prompt KV tokens by origin, the external (KV connector) prefix cache and speculative decoding
+hold exactly what vLLM's own prompt_tokens_by_source, external_prefix_cache_* and
+spec_decode_* counters add (the same stats fields, the same steps). Not fed:
+`gpumetrics_engine_preempted_tokens_total`: vLLM's stats count preempted requests, not the
+tokens they give up (`preempted_queries` counts them again at re-admission, later, and misses
+requests aborted while preempted).
 """
 
 from __future__ import annotations
