@@ -74,12 +74,14 @@ def _decode_step(batch: int) -> tuple[Any, Any]:
         prefix_cache_stats=Stats(requests=0, queries=0, hits=0, preempted_requests=0,
                                  preempted_queries=0, preempted_hits=0),
         kv_cache_eviction_events=[], spec_decoding_stats=None,
+        connector_prefix_cache_stats=None,
         iteration_details=Stats(num_ctx_tokens=0, num_generation_tokens=batch,
                                 elapsed_ms=20.0, is_dummy=False),
     )  # fmt: skip
     iteration = Stats(
         num_generation_tokens=batch, num_preempted_reqs=0,
-        prompt_token_stats=Stats(total=0, cached_tokens=0, computed=0),
+        prompt_token_stats=Stats(total=0, cached_tokens=0, computed=0, local_cache_hit=0,
+                                 external_kv_transfer=0),
         time_to_first_tokens_iter=[], inter_token_latencies_iter=[0.02] * batch,
         finished_requests=[],
     )  # fmt: skip

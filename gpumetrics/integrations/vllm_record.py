@@ -63,7 +63,7 @@ class Settings:
     """What the plugin reads from vLLM's config and the environment."""
 
     __slots__ = ("block_size", "capacity", "dtype", "endpoint", "engine", "eviction_sample",
-                 "kv_dtype", "max_seqs", "max_tokens", "model", "spec")  # fmt: skip
+                 "kv_dtype", "max_seqs", "max_tokens", "model", "spec", "spec_tokens")  # fmt: skip
 
     def __init__(self) -> None:
         self.engine, self.model = "vllm", "unknown"
@@ -74,6 +74,8 @@ class Settings:
         self.max_seqs: int | None = None
         self.max_tokens: int | None = None
         self.eviction_sample = 0.0
+        self.spec_tokens = 0
+        """Draft tokens per step with speculative decoding (0: none configured)."""
         self.endpoint: tuple[str, int] | None = None
 
 
@@ -112,6 +114,9 @@ def settings(vllm_config: Any, environ: Mapping[str, str]) -> Settings:
     cache = getattr(vllm_config, "cache_config", None)
     sched = getattr(vllm_config, "scheduler_config", None)
     obs = getattr(vllm_config, "observability_config", None)
+    speculative = getattr(vllm_config, "speculative_config", None)
+    if speculative is not None:
+        s.spec_tokens = _count(getattr(speculative, "num_speculative_tokens", None)) or 0
     if model is not None:
         s.model = str(
             getattr(model, "served_model_name", None) or getattr(model, "model", "unknown")
@@ -137,7 +142,8 @@ def settings(vllm_config: Any, environ: Mapping[str, str]) -> Settings:
 class HooksSink:
     """A step's reading fed to an `EngineMetrics` (served on the hooks endpoint). Prompt and
     cached tokens count at a request's finish here (the hooks' convention), where the
-    registry sink counts them as vLLM does, when the prefill completes."""
+    registry sink counts them as vLLM does, when the prefill completes; prompt tokens by KV
+    origin are left out here (the hooks take them per request, vLLM's stats give step sums)."""
 
     def __init__(
         self,
@@ -166,6 +172,17 @@ class HooksSink:
             m.record_recompute(r.recomputed_tokens, flops=work[3])
         if r.preemptions:
             m.record_preemption(r.preemptions)
+        if r.external_queries:
+            m.record_external_prefix_lookup(
+                queried_tokens=r.external_queries, hit_tokens=r.external_hits
+            )
+        if r.spec_drafts:
+            m.record_spec_decode(
+                drafts=r.spec_drafts,
+                draft_tokens=r.spec_draft_tokens,
+                accepted_tokens=r.spec_accepted_tokens,
+                accepted_per_position=r.spec_accepted_per_position,
+            )
         if evicted_blocks:
             m.record_eviction(round(evicted_blocks))
         phase = r.phase
@@ -260,6 +277,7 @@ def make_recorder(
             kv_block_size=s.block_size,
             max_batch_sequences=s.max_seqs,
             max_batch_tokens=s.max_tokens,
+            spec_positions=s.spec_tokens,
         )
     else:
         metrics = EngineMetrics(

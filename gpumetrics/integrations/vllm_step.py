@@ -68,6 +68,11 @@ class StepReading(NamedTuple):
     spec_drafts: int
     spec_draft_tokens: int
     spec_accepted_tokens: int
+    spec_accepted_per_position: Sequence[int]
+    """Accepted draft tokens at each draft position (vLLM's num_accepted_tokens_per_pos)."""
+    external_queries: int
+    """Prompt tokens looked up through a KV connector (connector_prefix_cache_stats)."""
+    external_hits: int
     prefill_tokens: int
     decode_tokens: int
     sequences: int
@@ -80,6 +85,11 @@ class StepReading(NamedTuple):
     preemptions: int
     prompt_tokens: int
     prompt_cached_tokens: int
+    prompt_computed_tokens: int
+    """Prompt tokens by KV origin (vLLM's PromptTokenStats): computed here, local prefix-cache
+    hits, external KV transfer; vLLM's own prompt_tokens_by_source counts these."""
+    prompt_local_cache_tokens: int
+    prompt_external_tokens: int
     generated_tokens: int
     ttfts: Sequence[float]
     itls: Sequence[float]
@@ -132,6 +142,28 @@ def _floats(obj: Any, name: str, missing: list[str], where: str) -> Sequence[flo
     return value
 
 
+def _ints(obj: Any, name: str, missing: list[str], where: str) -> Sequence[int]:
+    """A list of token counts (non-negative ints), or () noted as missing."""
+    value = _num(obj, name, missing, where)
+    if value is None:
+        return ()
+    try:
+        return _checked_ints(value)
+    except (TypeError, ValueError):
+        missing.append(f"{where}.{name}")
+        return ()
+
+
+def _checked_ints(value: Any) -> tuple[int, ...]:
+    """`value` as a tuple of non-negative ints; TypeError/ValueError otherwise."""
+    if not isinstance(value, list | tuple):
+        raise TypeError("not a list")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError("not a count")
+    return tuple(value)
+
+
 def _finished(req: Any, miss: list[str]) -> FinishedRequest:
     e2e = _num(req, "e2e_latency", miss, "finished_request")
     e2e_s = max(float(e2e), 0.0) if isinstance(e2e, int | float) else 0.0
@@ -152,7 +184,8 @@ def _gather(s: Any, it: Any, miss: list[str]) -> _Raw:
     """The careful path: each field read with a default, the names missing noted in `miss`."""
     running = waiting = None
     kv_usage: float | None = None
-    q = h = pq = ph = pr = evicted = drafts = draft_tokens = accepted = 0
+    q = h = pq = ph = pr = evicted = drafts = draft_tokens = accepted = eq = eh = 0
+    per_position: Sequence[int] = ()
     ctx_tokens: int | None = None
     gen_scheduled: int | None = None
     duration: float | None = None
@@ -175,13 +208,18 @@ def _gather(s: Any, it: Any, miss: list[str]) -> _Raw:
             drafts = _int(spec, "num_drafts", miss, "spec_decoding_stats")
             draft_tokens = _int(spec, "num_draft_tokens", miss, "spec_decoding_stats")
             accepted = _int(spec, "num_accepted_tokens", miss, "spec_decoding_stats")
+            per_position = _ints(spec, "num_accepted_tokens_per_pos", miss, "spec_decoding_stats")
+        connector = getattr(s, "connector_prefix_cache_stats", None)  # None: no KV connector
+        if connector is not None:
+            eq = _int(connector, "queries", miss, "connector_prefix_cache_stats")
+            eh = _int(connector, "hits", miss, "connector_prefix_cache_stats")
         details = getattr(s, "iteration_details", None)
         if details is not None and not getattr(details, "is_dummy", False):
             ctx_tokens = _int(details, "num_ctx_tokens", miss, "iteration_details")
             gen_scheduled = _int(details, "num_generation_tokens", miss, "iteration_details")
             ms = _num(details, "elapsed_ms", miss, "iteration_details")
             duration = None if ms is None else float(ms) / 1000.0
-    preemptions = prompt = cached = computed = generated = 0
+    preemptions = prompt = cached = computed = local = external = generated = 0
     ttfts: Sequence[float] = ()
     itls: Sequence[float] = ()
     done: list[FinishedRequest] = []
@@ -193,20 +231,24 @@ def _gather(s: Any, it: Any, miss: list[str]) -> _Raw:
             prompt = _int(pts, "total", miss, "prompt_token_stats")
             cached = _int(pts, "cached_tokens", miss, "prompt_token_stats")
             computed = _int(pts, "computed", miss, "prompt_token_stats")
+            local = _int(pts, "local_cache_hit", miss, "prompt_token_stats")
+            external = _int(pts, "external_kv_transfer", miss, "prompt_token_stats")
         ttfts = _floats(it, "time_to_first_tokens_iter", miss, "iteration_stats")
         itls = _floats(it, "inter_token_latencies_iter", miss, "iteration_stats")
         for req in _num(it, "finished_requests", miss, "iteration_stats") or ():
             done.append(_finished(req, miss))
     return (running, waiting, kv_usage, q, h, pq, ph, pr, evicted, drafts, draft_tokens,
-            accepted, ctx_tokens, gen_scheduled, duration, preemptions, prompt, cached, computed,
-            generated, ttfts, itls, done)  # fmt: skip
+            accepted, per_position, eq, eh, ctx_tokens, gen_scheduled, duration, preemptions,
+            prompt, cached, computed, local, external, generated, ttfts, itls,
+            done)  # fmt: skip
 
 
 def _gather_fast(s: Any, it: Any, miss: list[str]) -> _Raw:
     """vLLM 0.32's objects read directly: an AttributeError or TypeError sends the step down
     the careful path (`_gather`)."""
     running = waiting = kv_usage = None
-    q = h = pq = ph = pr = evicted = drafts = draft_tokens = accepted = 0
+    q = h = pq = ph = pr = evicted = drafts = draft_tokens = accepted = eq = eh = 0
+    per_position: Sequence[int] = ()
     ctx_tokens = gen_scheduled = None
     duration = None
     if s is not None:
@@ -220,6 +262,10 @@ def _gather_fast(s: Any, it: Any, miss: list[str]) -> _Raw:
         if spec is not None:
             drafts, draft_tokens = spec.num_drafts + 0, spec.num_draft_tokens + 0
             accepted = spec.num_accepted_tokens + 0
+            per_position = _checked_ints(spec.num_accepted_tokens_per_pos)
+        connector = s.connector_prefix_cache_stats
+        if connector is not None:
+            eq, eh = connector.queries + 0, connector.hits + 0
         details = s.iteration_details
         if details is not None and not details.is_dummy:
             ctx_tokens, gen_scheduled = (
@@ -227,7 +273,7 @@ def _gather_fast(s: Any, it: Any, miss: list[str]) -> _Raw:
                 details.num_generation_tokens + 0,
             )
             duration = details.elapsed_ms / 1000.0
-    preemptions = prompt = cached = computed = generated = 0
+    preemptions = prompt = cached = computed = local = external = generated = 0
     ttfts: Sequence[float] = ()
     itls: Sequence[float] = ()
     done: list[FinishedRequest] = []
@@ -235,12 +281,14 @@ def _gather_fast(s: Any, it: Any, miss: list[str]) -> _Raw:
         preemptions, generated = it.num_preempted_reqs + 0, it.num_generation_tokens + 0
         pts = it.prompt_token_stats
         prompt, cached, computed = pts.total + 0, pts.cached_tokens + 0, pts.computed + 0
+        local, external = pts.local_cache_hit + 0, pts.external_kv_transfer + 0
         ttfts, itls = list(it.time_to_first_tokens_iter), list(it.inter_token_latencies_iter)
         for req in it.finished_requests:
             done.append(_finished(req, miss))
     return (running, waiting, kv_usage, q, h, pq, ph, pr, evicted, drafts, draft_tokens,
-            accepted, ctx_tokens, gen_scheduled, duration, preemptions, prompt, cached, computed,
-            generated, ttfts, itls, done)  # fmt: skip
+            accepted, per_position, eq, eh, ctx_tokens, gen_scheduled, duration, preemptions,
+            prompt, cached, computed, local, external, generated, ttfts, itls,
+            done)  # fmt: skip
 
 
 class StepReader:
@@ -267,8 +315,8 @@ class StepReader:
 
     def _reading(self, raw: _Raw, miss: list[str]) -> StepReading:
         (running, waiting, kv_usage, q, h, pq, ph, pr, evicted, drafts, draft_tokens, accepted,
-         ctx_tokens, gen_scheduled, duration, preemptions, prompt, cached, computed, generated,
-         ttfts, itls, done) = raw  # fmt: skip
+         per_position, eq, eh, ctx_tokens, gen_scheduled, duration, preemptions, prompt, cached,
+         computed, local, external, generated, ttfts, itls, done) = raw  # fmt: skip
         finished = len(done)
         finished_context = sum(r.prompt_tokens + r.generated_tokens for r in done) if done else 0
         first_tokens = len(ttfts)
@@ -297,6 +345,9 @@ class StepReader:
             spec_drafts=drafts,
             spec_draft_tokens=draft_tokens,
             spec_accepted_tokens=accepted,
+            spec_accepted_per_position=per_position,
+            external_queries=eq,
+            external_hits=eh,
             prefill_tokens=prefill,
             decode_tokens=decode,
             sequences=first_tokens + decode + (pr if recomputed else 0),
@@ -307,6 +358,9 @@ class StepReader:
             preemptions=preemptions,
             prompt_tokens=prompt,
             prompt_cached_tokens=cached,
+            prompt_computed_tokens=computed,
+            prompt_local_cache_tokens=local,
+            prompt_external_tokens=external,
             generated_tokens=generated,
             ttfts=ttfts,
             itls=itls,

@@ -71,7 +71,7 @@ def sched(
         prefix_cache_stats=NS(requests=1, queries=queries, hits=hits, preempted_requests=requests,
                               preempted_queries=pq, preempted_hits=ph),
         kv_cache_eviction_events=[NS(lifetime_seconds=1.0)] * evictions,
-        spec_decoding_stats=None,
+        spec_decoding_stats=None, connector_prefix_cache_stats=None,
         iteration_details=None if details is None else NS(
             num_ctx_tokens=details[0], num_generation_tokens=details[1],
             elapsed_ms=details[2], is_dummy=False),
@@ -90,7 +90,8 @@ def iteration(
 ) -> NS:
     return NS(
         num_generation_tokens=generated, num_preempted_reqs=preempted,
-        prompt_token_stats=NS(total=prompt, cached_tokens=cached, computed=prompt - cached),
+        prompt_token_stats=NS(total=prompt, cached_tokens=cached, computed=prompt - cached,
+                              local_cache_hit=cached, external_kv_transfer=0),
         time_to_first_tokens_iter=list(ttfts), inter_token_latencies_iter=list(itls),
         finished_requests=[NS(e2e_latency=2.0, decode_time=1.5, num_prompt_tokens=p,
                               num_generation_tokens=g, num_cached_tokens=0, num_preemptions=0)

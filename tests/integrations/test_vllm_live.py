@@ -35,7 +35,17 @@ SAME = (
     (cat.GENERATED_TOKENS.name, "vllm:generation_tokens_total"),
     (cat.PREEMPTIONS.name, "vllm:num_preemptions_total"),
     (cat.FINISHED_REQUESTS.name, "vllm:request_success_total"),
+    (cat.EXTERNAL_PREFIX_QUERIED.name, "vllm:external_prefix_cache_queries_total"),
+    (cat.EXTERNAL_PREFIX_HIT.name, "vllm:external_prefix_cache_hits_total"),
 )
+
+#: Plugin origin -> vLLM's `source` of vllm:prompt_tokens_by_source_total.
+ORIGINS = (("computed", "local_compute"), ("local_cache", "local_cache_hit"),
+           ("external", "external_kv_transfer"))  # fmt: skip
+
+#: Spec-decode families: the live servers do not speculate, so vLLM has none of its own and
+#: the plugin's (present from the start, as the bridge needs) stay 0.
+SPEC = (cat.SPEC_DRAFTS.name, cat.SPEC_DRAFT_TOKENS.name, cat.SPEC_ACCEPTED_TOKENS.name)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +76,20 @@ def _assert_same(page: Series) -> None:
         assert total(page, ours, engine="vllm", model="tiny", dp_rank="0") == total(page, theirs), (
             f"{ours} != {theirs}"
         )
+    ours = {"engine": "vllm", "model": "tiny", "dp_rank": "0"}
+    for origin, source in ORIGINS:
+        key = (cat.PROMPT_KV_TOKENS.name, frozenset({**ours, "origin": origin}.items()))
+        theirs = [
+            v
+            for (n, labels), v in page.items()
+            if n == "vllm:prompt_tokens_by_source_total" and ("source", source) in labels
+        ]
+        assert key in page, key
+        assert len(theirs) == 1, source
+        assert page[key] == theirs[0], f"prompt KV tokens {origin} != {source}"
+    for name in SPEC:
+        assert page[(name, frozenset(ours.items()))] == 0
+    assert not any(n.startswith("vllm:spec_decode") for n, _ in page)
     assert total(page, cat.HOOK_ERRORS.name) == 0
 
 
