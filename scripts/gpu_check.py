@@ -8,7 +8,8 @@ short still returns what it finished:
   wheels         pip-install the carried wheels (.whl/) into a site dir put on PYTHONPATH
   env            nvidia-smi -q, versions (python, torch, CUDA, nvidia-ml-py, ...), pip freeze,
                  `gpumetrics doctor --json`
-  trace          `gpumetrics serve --interval 0.25 --process-memory --no-infiniband` scraped
+  trace          `gpumetrics serve --interval 0.25 --process-memory --no-infiniband
+                 --pod-attribution cgroup` (per-process utilization on real NVML) scraped
                  every 0.5 s through idle, bf16 matmul, device copy, tiny kernels: a FakeNvml
                  replay fixture (trace.tgz + trace-phases.txt, tests/data/h200/README.md)
   profile-short  `gpumetrics profile --device cuda --model 1b --batch 1,16,64,256
@@ -100,7 +101,7 @@ def step_trace(r: Runner, args: argparse.Namespace) -> None:
     trace.record(
         r,
         serve=[*_gm(args), "serve", "--interval", "0.25", "--process-memory", "--no-infiniband",
-               *serve_extra],
+               "--pod-attribution", "cgroup", *serve_extra],
         workload=[*_py(args), str(REPO / "scripts" / "gpu_trace_workload.py"), *sizes],
         cap=args.trace_cap,
     )  # fmt: skip

@@ -80,6 +80,8 @@ def _check_trace(tgz: bytes, phases_text: str) -> None:
         if at >= marks[1][0]:  # GPM needs two samples: present once the workload runs
             assert "gpumetrics_gpu_tensor_active_ratio" in families
         assert families["gpumetrics_gpu_process_memory_bytes"].samples  # --process-memory
+        sources = {s.labels["source"] for s in families["gpumetrics_source_up"].samples}
+        assert "pods" in sources  # --pod-attribution cgroup
 
 
 @pytest.mark.slow
