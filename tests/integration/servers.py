@@ -89,9 +89,6 @@ def prometheus(
 ) -> Iterator[Prometheus]:
     """Start Prometheus scraping `scrape_targets` (host:port) every `scrape_interval`;
     `target_labels` are attached to every target (how fleets add cluster and region)."""
-    binary = require_tool("prometheus")
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     config: dict[str, Any] = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": evaluation_interval},
         "scrape_configs": [
@@ -105,6 +102,18 @@ def prometheus(
         config["rule_files"] = [str(p) for p in rule_files]
     if alertmanager:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    with prometheus_server(tmp, config, f"--storage.tsdb.path={tmp / 'data'}") as server:
+        yield server
+
+
+@contextmanager
+def prometheus_server(tmp: Path, config: dict[str, Any], *flags: str) -> Iterator[Prometheus]:
+    """A Prometheus on a free 127.0.0.1 port with `config` (written to tmp/prometheus.yml)
+    and extra command-line `flags` (storage path, agent mode, remote-write receiver), once
+    /-/ready answers; stopped on exit."""
+    binary = require_tool("prometheus")
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = tmp / "prometheus.log"
     with log.open("wb") as out:
@@ -112,8 +121,8 @@ def prometheus(
             [
                 binary,
                 f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
+                *flags,
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -123,7 +132,7 @@ def prometheus(
         wait_for(
             lambda: urllib.request.urlopen(f"{server.url}/-/ready", timeout=2).status == 200,
             30,
-            "prometheus ready",
+            f"prometheus {' '.join(flags)} ready",
         )
         yield server
     finally:

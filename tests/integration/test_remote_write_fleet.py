@@ -8,20 +8,14 @@ engines of both shards, for the cluster label the agents add as an external labe
 
 from __future__ import annotations
 
-import subprocess
-import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from gpumetrics.hooks import EngineMetrics
 
-from ..conftest import require_tool
-from .servers import Prometheus, free_port, wait_for
+from .servers import prometheus_server, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "alerts" / "gpumetrics-recording-rules.yml"
@@ -32,46 +26,10 @@ pytestmark = pytest.mark.integration
 SHARDS = {"agent-a": (3, 4), "agent-b": (5,)}
 
 
-@contextmanager
-def _prometheus(tmp: Path, config: dict[str, Any], *flags: str) -> Iterator[Prometheus]:
-    """A Prometheus on 127.0.0.1 with `config` and extra `flags`, stopped on exit."""
-    binary = require_tool("prometheus")
-    tmp.mkdir(parents=True)
-    port = free_port()
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    log = tmp / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                *flags,
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Prometheus(port, process, log)
-    try:
-        wait_for(lambda: _ready(server.url), 30, f"prometheus {' '.join(flags)} ready")
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _ready(url: str) -> bool:
-    with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as reply:
-        return bool(reply.status == 200)
-
-
 def test_agents_remote_write_and_the_central_rules_see_every_shard(tmp_path: Path) -> None:
     with ExitStack() as stack:
         central = stack.enter_context(
-            _prometheus(
+            prometheus_server(
                 tmp_path / "central",
                 {
                     "global": {"evaluation_interval": "1s"},
@@ -105,7 +63,7 @@ def test_agents_remote_write_and_the_central_rules_see_every_shard(tmp_path: Pat
                 ],
             }
             stack.enter_context(
-                _prometheus(
+                prometheus_server(
                     tmp_path / shard,
                     config,
                     "--enable-feature=agent",

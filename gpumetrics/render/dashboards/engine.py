@@ -11,7 +11,7 @@ from ..rules import DEFAULT_CONFIG
 from ..rules import recording as r
 from ..rules.promql import rate, sel
 from ..rules.recording import help_of
-from .panels import Q, Row, Steps, build_dashboard, describe, timeseries_panel
+from .panels import LATENCY_PANELS, Q, Row, Steps, build_dashboard, describe, timeseries_panel
 from .variables import (
     ENGINE,
     RATE_INTERVAL,
@@ -261,20 +261,7 @@ def _quantiles(title: str, spec: MetricSpec, steps: Steps) -> timeseries.Panel:
 
 
 def _latency() -> Row:
-    return Row(
-        "Latency",
-        [
-            _quantiles(
-                "Time to first token", e.TTFT, ((None, "green"), (1.0, "orange"), (5.0, "red"))
-            ),
-            _quantiles(
-                "Inter-token latency", e.ITL, ((None, "green"), (0.05, "orange"), (0.1, "red"))
-            ),
-            _quantiles(
-                "Request duration", e.E2E, ((None, "green"), (30.0, "orange"), (120.0, "red"))
-            ),
-        ],
-    )
+    return Row("Latency", [_quantiles(title, spec, steps) for title, spec, steps in LATENCY_PANELS])
 
 
 def _residency() -> Row:

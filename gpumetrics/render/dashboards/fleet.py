@@ -11,6 +11,7 @@ from ..rules import DEFAULT_CONFIG
 from ..rules import recording as r
 from ..rules.recording import help_of
 from .panels import (
+    LATENCY_PANELS,
     Q,
     Row,
     Steps,
@@ -209,17 +210,7 @@ def _fleet_quantiles(title: str, spec: MetricSpec, steps: Steps) -> timeseries.P
 def _latency() -> Row:
     return Row(
         "Latency by cluster",
-        [
-            _fleet_quantiles(
-                "Time to first token", e.TTFT, ((None, "green"), (1.0, "orange"), (5.0, "red"))
-            ),
-            _fleet_quantiles(
-                "Inter-token latency", e.ITL, ((None, "green"), (0.05, "orange"), (0.1, "red"))
-            ),
-            _fleet_quantiles(
-                "Request duration", e.E2E, ((None, "green"), (30.0, "orange"), (120.0, "red"))
-            ),
-        ],
+        [_fleet_quantiles(title, spec, steps) for title, spec, steps in LATENCY_PANELS],
     )
 
 

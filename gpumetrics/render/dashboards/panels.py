@@ -22,9 +22,11 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import heatmap as hm
 
 from ...catalog import MetricSpec
+from ...catalog import engine as e
 
 __all__ = [
     "DATASOURCE",
+    "LATENCY_PANELS",
     "NEUTRAL",
     "PanelBuilder",
     "Q",
@@ -50,6 +52,14 @@ Steps = Sequence[tuple[float | None, str]]
 
 #: Neutral thresholds for panels where no level is good or bad.
 NEUTRAL: Steps = ((None, "green"),)
+
+#: The engine latency histograms as the engine and fleet dashboards show them:
+#: (title, histogram, thresholds in seconds).
+LATENCY_PANELS: tuple[tuple[str, MetricSpec, Steps], ...] = (
+    ("Time to first token", e.TTFT, ((None, "green"), (1.0, "orange"), (5.0, "red"))),
+    ("Inter-token latency", e.ITL, ((None, "green"), (0.05, "orange"), (0.1, "red"))),
+    ("Request duration", e.E2E, ((None, "green"), (30.0, "orange"), (120.0, "red"))),
+)
 
 
 @dataclass(frozen=True, slots=True)
