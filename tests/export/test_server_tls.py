@@ -15,40 +15,16 @@ import trustme
 
 from gpumetrics import catalog
 from gpumetrics.config import WebConfig
-from gpumetrics.export.prometheus import PrometheusEndpoint
-from gpumetrics.export.server import MetricsServer
 from gpumetrics.samples import Snapshot
+
+from .serving import serve_snapshot
 
 SNAPSHOT = Snapshot(0.0, (catalog.gpu.GPU_POWER.sample(321.0, "0", "GPU-0", "NVIDIA H200"),))
 SECRET_HELP = catalog.gpu.GPU_POWER.name
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def pki(ca: trustme.CA, tmp_path: Path) -> dict[str, Path]:
-    server = ca.issue_cert("127.0.0.1", "localhost")
-    paths = {
-        "cert": tmp_path / "server.pem",
-        "key": tmp_path / "server.key",
-        "ca": tmp_path / "ca.pem",
-    }
-    server.cert_chain_pems[0].write_to_path(str(paths["cert"]))
-    server.private_key_pem.write_to_path(str(paths["key"]))
-    ca.cert_pem.write_to_path(str(paths["ca"]))
-    return paths
-
-
 def _serve(web: WebConfig) -> Iterator[int]:
-    server = MetricsServer("127.0.0.1", 0, PrometheusEndpoint(lambda: SNAPSHOT).render, web=web)
-    server.start()
-    try:
-        yield server.port
-    finally:
-        server.stop()
+    yield from serve_snapshot(SNAPSHOT, web)
 
 
 def _get(
