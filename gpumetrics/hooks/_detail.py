@@ -30,12 +30,16 @@ PREFILL_BOUNDS = cat.REQUEST_PREFILL_COMPUTED.buckets
 RESIDENCY_BOUNDS = cat.KV_BLOCK_LIFETIME.buckets
 
 
-def count(value: object, what: str) -> int:
-    """`value` as an int if it is an integer >= 0 (an int or an int-like with `__index__`
-    such as numpy's, as metrics.py's checks accept; not a bool, not a float), else
-    ValueError."""
+def is_whole(value: object) -> bool:
+    """Whether `value` counts as a whole number for every hook: an int or an int-like with
+    `__index__` (numpy's integers), not a bool (`True` is a flag, not one token)."""
     kind = type(value)
-    if kind is bool or not hasattr(kind, "__index__"):
+    return kind is int or (kind is not bool and hasattr(kind, "__index__"))
+
+
+def count(value: object, what: str) -> int:
+    """`value` as an int if it is whole (`is_whole`) and >= 0, else ValueError."""
+    if not is_whole(value):
         raise ValueError(f"{what} must be an int >= 0, got {value!r}")
     number = operator.index(value)  # type: ignore[arg-type]
     if not 0 <= number <= MAX:

@@ -26,6 +26,7 @@ from ..costmodel import RequestWork
 from ..promtext import render_samples
 from ..samples import Sample
 from . import endpoint
+from ._detail import is_whole
 from ._state import E2E_BOUNDS, ITL_BOUNDS, MAX, STEP_BOUNDS, TTFT_BOUNDS
 from ._trace import trace_line
 from ._work import recompute_flops, step_work
@@ -53,11 +54,9 @@ def _adapters(names: Sequence[str], what: str) -> str:
 
 
 def _whole(*counts: object) -> None:
-    """Raise TypeError unless every count is an integer (int or an int-like with `__index__`,
-    not bool: `True` is a flag, not one token)."""
+    """Raise TypeError unless every count is whole (`_detail.is_whole`)."""
     for count in counts:
-        kind = type(count)
-        if kind is not int and (kind is bool or not hasattr(kind, "__index__")):
+        if not is_whole(count):
             raise TypeError(f"counts must be integers, got {count!r}")
 
 
